@@ -1,0 +1,147 @@
+"""The `im2flow` command line: a thin layer over the flows."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no internet: telemetry only logs errors
+
+from flows.config import ConfigError, ExtractConfig, IngestConfig, load_config  # noqa: E402
+from im2flow_core.optical_flow import FlowAlgorithm  # noqa: E402
+from storage.datasets import DatasetError, DatasetLayout  # noqa: E402
+from storage.flow_store import FlowStoreError  # noqa: E402
+from storage.manifest import ManifestError  # noqa: E402
+
+app = typer.Typer(help="im2flow: motion hallucination from static images (Im2Flow, CVPR 2018).",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+console = Console()
+WorkDir = Annotated[str, typer.Option("--work-dir", "-w", help="work directory: a local path or an fsspec URL")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML file with this stage's fields")]
+Workers = Annotated[Optional[int], typer.Option(help="local Dask worker processes (default: one per core)")]
+DaskAddress = Annotated[Optional[str], typer.Option(help="use an existing Dask scheduler, e.g. tcp://host:8786")]
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _print_summary(title: str, summary: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            _fail(f"--param needs KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+@app.command()
+def ingest(dataset_root: Annotated[str, typer.Argument(help="dataset folder, or a CSV/Parquet video list")],
+           work_dir: WorkDir, layout: Annotated[Optional[DatasetLayout], typer.Option()] = None,
+           split_index: Annotated[Optional[int], typer.Option(help="official split 1-3")] = None,
+           test_fraction: Annotated[Optional[float], typer.Option()] = None,
+           seed: Annotated[Optional[int], typer.Option()] = None,
+           workers: Workers = None, dask_address: DaskAddress = None, config: ConfigFile = None) -> None:
+    """Find and probe every video of a dataset; write WORK_DIR/manifest.parquet."""
+    from flows.compute import dask_scheduler, task_runner
+    from flows.ingest import ingest_flow
+    try:
+        cfg = load_config(IngestConfig, config, "ingest", layout=layout, split_index=split_index,
+                          test_fraction=test_fraction, seed=seed, workers=workers, dask_address=dask_address)
+        with dask_scheduler(cfg.workers, cfg.dask_address) as address:
+            summary = ingest_flow.with_options(task_runner=task_runner(address))(
+                dataset_root, work_dir, cfg, show_progress=True)
+    except (ConfigError, DatasetError, ManifestError) as exc:
+        _fail(str(exc))
+    _print_summary("ingest", summary)
+
+
+@app.command()
+def extract(work_dir: WorkDir,
+            algorithm: Annotated[Optional[FlowAlgorithm], typer.Option(help="optical-flow algorithm")] = None,
+            short_side: Annotated[Optional[int], typer.Option(help="resize so the shorter side is N px")] = None,
+            size: Annotated[Optional[str], typer.Option(help="resize to WxH px")] = None,
+            step: Annotated[Optional[int], typer.Option(help="flow from frame t to t+K")] = None,
+            frame_stride: Annotated[Optional[int], typer.Option(help="keep every S-th frame")] = None,
+            max_frames: Annotated[Optional[int], typer.Option(help="at most N frames per video")] = None,
+            param: Annotated[Optional[list[str]], typer.Option(help="algorithm parameter KEY=VALUE (repeatable)")] = None,
+            workers: Workers = None, dask_address: DaskAddress = None, config: ConfigFile = None) -> None:
+    """Compute optical flow for every ok video into a flow store under WORK_DIR/flows."""
+    from flows.compute import dask_scheduler, task_runner
+    from flows.extract import extract_flow
+    try:
+        overrides: dict[str, Any] = dict(algorithm=algorithm, short_side=short_side, size=size, step=step,
+                                         frame_stride=frame_stride, max_frames=max_frames, workers=workers,
+                                         dask_address=dask_address)
+        cfg = load_config(ExtractConfig, config, "extract", **overrides)
+        if param:
+            cfg = load_config(ExtractConfig, config, "extract", **overrides,
+                              **{cfg.algorithm.value: {**cfg.algorithm_params().model_dump(by_alias=True),
+                                                       **_parse_params(param)}})
+        with dask_scheduler(cfg.workers, cfg.dask_address) as address:
+            summary = extract_flow.with_options(task_runner=task_runner(address))(work_dir, cfg, show_progress=True)
+    except (ConfigError, ManifestError, FlowStoreError) as exc:
+        _fail(str(exc))
+    _print_summary("extract", summary)
+
+
+@app.command()
+def demo(work_dir: Annotated[str, typer.Option("--work-dir", "-w")] = "im2flow-demo",
+         seed: int = 0, workers: Workers = None) -> None:
+    """Generate the built-in dataset and run the pipeline on it (local Dask, no Prefect server)."""
+    from flows.compute import dask_scheduler, task_runner
+    from flows.demo import demo_flow
+    with dask_scheduler(workers) as address:
+        result = demo_flow.with_options(task_runner=task_runner(address))(
+            work_dir, seed=seed, dask_address=address, show_progress=True)
+    _print_summary("demo: ingest", result["ingest"])
+    _print_summary("demo: extract", result["extract"])
+    console.print(f"Read it back with: im2flow inspect --work-dir {work_dir}")
+
+
+@app.command()
+def inspect(work_dir: WorkDir, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Show each flow store's configuration and the videos it holds."""
+    from flows.inspect import describe_work_dir
+    described = describe_work_dir(work_dir)
+    if as_json:
+        print(json.dumps(described, indent=2, default=str))
+        return
+    if not described["stores"]:
+        console.print(f"no flow stores under {work_dir}")
+    for store in described["stores"]:
+        cfg = store["config"]
+        console.print(f"[bold]{store['url']}[/bold]  fingerprint {store['fingerprint']}")
+        console.print(f"  algorithm {cfg['algorithm']} ({cfg['implementation']}), params {cfg['params']}")
+        console.print(f"  resize {cfg['resize']}, step {cfg['step']}, frame stride {cfg['frame_stride']}, "
+                      f"max frames {cfg['max_frames']}")
+        console.print(f"  encoding {cfg['encoding']}")
+        table = Table("video_id", "label", "split", "n_frames", "n_flows", "complete")
+        for v in store["videos"]:
+            table.add_row(v["video_id"], v["label"], v["split"], str(v["n_frames"]), str(v["n_flows"]),
+                          "yes" if v["complete"] else "[red]no[/red]")
+        console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Typed configuration of each stage: defaults < YAML file < environment < command-line flags.
+
+Every stage has one frozen pydantic model. Environment variables are `IM2FLOW_<STAGE>_<FIELD>`,
+nested fields joined by `__` (e.g. `IM2FLOW_EXTRACT_TVL1__WARPS=3`). Unknown or invalid fields
+fail with a message that names the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from im2flow_core.flow_encoding import CHANNEL_NAMES, ZERO_MAGNITUDE_PX
+from im2flow_core.optical_flow import (DISParams, FarnebackParams, FlowAlgorithm, TVL1Params,
+                                       implementation_name)
+from storage.codecs import flow_bound_px
+from storage.datasets import DatasetLayout
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message names the field."""
+
+
+class _StageConfig(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_nested_delimiter="__",
+                                      populate_by_name=True)
+
+
+class ComputeConfig(_StageConfig):
+    """Where the parallel work runs."""
+
+    workers: int | None = Field(None, ge=1, description="local Dask workers (default: one per core)")
+    dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster, e.g. tcp://host:8786")
+
+
+class IngestConfig(ComputeConfig):
+    """`im2flow ingest`: find and probe the videos of a dataset."""
+
+    model_config = SettingsConfigDict(env_prefix="IM2FLOW_INGEST_")
+    layout: DatasetLayout = DatasetLayout.auto
+    split_index: int = Field(1, ge=1, le=3, description="official split of UCF-101 / HMDB-51")
+    test_fraction: float = Field(0.3, gt=0, lt=1, description="test share when there are no split files")
+    seed: int = Field(0, description="seed of the split when there are no split files")
+    min_frames: int = Field(2, ge=2, description="fewer decodable frames mark a video too_short")
+    batch_size: int = Field(16, ge=1, description="videos probed per task")
+
+
+class ExtractConfig(ComputeConfig):
+    """`im2flow extract`: optical flow and RGB frames into a flow store."""
+
+    model_config = SettingsConfigDict(env_prefix="IM2FLOW_EXTRACT_")
+    algorithm: FlowAlgorithm = FlowAlgorithm.tvl1
+    tvl1: TVL1Params = TVL1Params()
+    dis: DISParams = DISParams()
+    farneback: FarnebackParams = FarnebackParams()
+    short_side: int | None = Field(256, ge=8, description="resize so the shorter side has this many px")
+    size: tuple[int, int] | None = Field(None, description="resize to exactly W×H px (overrides short_side)")
+    step: int = Field(1, ge=1, description="K: flow t goes from sampled frame t to t + K")
+    frame_stride: int = Field(1, ge=1, description="keep every S-th decoded frame")
+    max_frames: int | None = Field(None, ge=2, description="keep at most this many sampled frames per video")
+    flow_step_px: float = Field(1 / 16, gt=0, le=0.5, description="flow quantisation step in px")
+    flow_effort: int = Field(7, ge=1, le=10, description="JPEG-XL effort of the flow codec")
+    rgb_format: Literal["jpeg", "png"] = "jpeg"
+    rgb_quality: int = Field(95, ge=1, le=100)
+    shard_frames: int = Field(32, ge=1, description="frames per shard file")
+    retries: int = Field(2, ge=0, description="retries of a video whose task crashed (not of bad videos)")
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _parse_size(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                width, height = value.lower().split("x")
+                return int(width), int(height)
+            except ValueError:
+                raise ValueError(f"size must look like 320x240, got {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_size(self) -> ExtractConfig:
+        if self.size is not None and min(self.size) < 8:
+            raise ValueError(f"size must be at least 8x8, got {self.size}")
+        return self
+
+    def algorithm_params(self) -> TVL1Params | DISParams | FarnebackParams:
+        """The parameter model of the chosen algorithm."""
+        return getattr(self, self.algorithm.value)
+
+    def store_config(self) -> dict[str, Any]:
+        """What determines a flow store's content; its fingerprint is taken over this dict."""
+        return {
+            "algorithm": self.algorithm.value,
+            "implementation": implementation_name(self.algorithm),
+            "params": self.algorithm_params().model_dump(by_alias=True),
+            "resize": {"short_side": None if self.size else self.short_side,
+                       "size": list(self.size) if self.size else None},
+            "step": self.step, "frame_stride": self.frame_stride, "max_frames": self.max_frames,
+            "encoding": {
+                "channels": list(CHANNEL_NAMES),
+                "zero_magnitude": f"F1 = F2 = 0 where M < {ZERO_MAGNITUDE_PX} px",
+                "flow_storage": "(u, v) rounded to flow_step_px, uint16 planes, JPEG-XL lossless; M recomputed",
+                "flow_step_px": self.flow_step_px, "flow_bound_px": flow_bound_px(self.flow_step_px),
+                "flow_effort": self.flow_effort, "rgb_format": self.rgb_format, "rgb_quality": self.rgb_quality,
+            },
+        }
+
+
+Config = TypeVar("Config", bound=_StageConfig)
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(root)"
+        lines.append(f"  {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(cls: type[Config], yaml_path: str | Path | None = None, section: str | None = None,
+                **overrides: Any) -> Config:
+    """Build `cls` from defaults < YAML (optionally its `section`) < environment < `overrides`.
+
+    Overrides equal to None are ignored (flags the user did not give). Raises ConfigError naming
+    the bad field.
+    """
+    data: dict[str, Any] = {}
+    if yaml_path is not None:
+        try:
+            loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {yaml_path}: {exc}") from exc
+        if section is not None and isinstance(loaded, dict):
+            loaded = loaded.get(section, {}) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {yaml_path} must hold a mapping of fields")
+        data.update(loaded)
+    try:
+        from_env = cls()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, "environment")) from None
+    data.update({name: getattr(from_env, name) for name in from_env.model_fields_set})
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return cls(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(yaml_path) if yaml_path else "arguments")) from None

@@ -1,0 +1,92 @@
+"""The extract flow: every ok video of the manifest into the flow store of this configuration."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zarr
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.futures import as_completed
+
+from flows.config import ExtractConfig
+from flows.progress import RunProgress
+from storage.flow_store import create_flow_store
+from storage.manifest import read_manifest
+from storage.paths import filesystem
+from tasks.extract import extract_video
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a store's content, recorded in its metadata."""
+    versions = {"opencv": cv2.__version__, "numpy": np.__version__, "zarr": zarr.__version__}
+    for name in ("imagecodecs", "im2flow"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def _write_report(store_url: str, outcomes: list[dict[str, Any]]) -> str:
+    url = store_url[: -len(".zarr")] + ".report.parquet"
+    fs, path = filesystem(url)
+    columns = ["video_id", "status", "error", "n_frames", "n_flows", "seconds"]
+    table = pa.Table.from_pylist([{c: o.get(c) for c in columns} for o in outcomes],
+                                 schema=pa.schema([("video_id", pa.string()), ("status", pa.string()),
+                                                   ("error", pa.string()), ("n_frames", pa.int64()),
+                                                   ("n_flows", pa.int64()), ("seconds", pa.float64())]))
+    pq.write_table(table, path, filesystem=fs)
+    return url
+
+
+@flow(name="extract", flow_run_name="extract-{config.algorithm.value}", log_prints=True)
+def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_progress: bool = False) -> dict[str, Any]:
+    """Extract flow for the manifest's ok videos into `work_dir`/flows/<algorithm>-<fingerprint>.zarr.
+
+    Complete videos whose source file is unchanged are skipped; partial or changed ones are redone.
+    A video that fails is recorded (report Parquet, artifact) and the rest complete. Returns a summary.
+    """
+    logger = get_run_logger()
+    started = time.perf_counter()
+    rows = [r for r in read_manifest(work_dir) if r["status"] == "ok"]
+    store_config = config.store_config()
+    store = create_flow_store(work_dir, store_config, library_versions())
+    todo = [r for r in rows if not store.is_complete(r["video_id"], r["size_bytes"], r["mtime"])]
+    logger.info("store %s: %d ok videos, %d already complete, %d to extract",
+                store.url, len(rows), len(rows) - len(todo), len(todo))
+    futures = [extract_video.with_options(retries=config.retries, retry_delay_seconds=1).submit(
+        store.url, r, store_config, config.shard_frames, r["video_id"]) for r in todo]
+    progress = RunProgress(len(todo), f"extracting {config.algorithm.value} flow", "extract-progress", show_progress)
+    outcomes, video_of = [], dict(zip(futures, todo))
+    for future in as_completed(futures):
+        try:
+            outcomes.append(future.result())
+        except Exception as exc:  # noqa: BLE001 - a task that still crashed after its retries is recorded
+            outcomes.append({"video_id": video_of[future]["video_id"], "status": "failed", "error": f"task crashed: {exc!r}",
+                             "n_frames": 0, "n_flows": 0, "seconds": 0.0})
+        progress.advance()
+    progress.close()
+    elapsed = time.perf_counter() - started
+    failed = [o for o in outcomes if o["status"] != "complete"]
+    n_flows = sum(o["n_flows"] for o in outcomes)
+    report = _write_report(store.url, outcomes) if outcomes else None
+    summary = {"store": store.url, "fingerprint": store.fingerprint, "videos_ok": len(rows),
+               "skipped_complete": len(rows) - len(todo), "extracted": len(outcomes) - len(failed),
+               "failed": len(failed), "frames": sum(o["n_frames"] for o in outcomes), "flows": n_flows,
+               "seconds": round(elapsed, 2), "flows_per_s": round(n_flows / elapsed, 2) if elapsed else 0.0,
+               "report": report}
+    create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="extract-summary",
+                          description="Extraction summary")
+    if failed:
+        create_table_artifact([{"video_id": o["video_id"], "error": o["error"]} for o in failed],
+                              key="extract-failures", description=f"{len(failed)} videos failed")
+        for o in failed:
+            logger.warning("failed %s: %s", o["video_id"], o["error"])
+    return summary

@@ -1,0 +1,39 @@
+"""Progress shown in two places at once: a rich bar in the terminal and a Prefect progress artifact."""
+
+from __future__ import annotations
+
+import time
+
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class RunProgress:
+    """Counts finished items; updates the terminal at once and the artifact at most every `interval_s`."""
+
+    def __init__(self, total: int, description: str, artifact_key: str, show: bool, interval_s: float = 2.0) -> None:
+        self.total, self.done = total, 0
+        self._interval, self._last = interval_s, 0.0
+        self._artifact = create_progress_artifact(0.0, key=artifact_key, description=description)
+        self._bar: Progress | None = None
+        if show and total:
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn())
+            self._bar.start()
+            self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        """Record `n` more finished items."""
+        self.done += n
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+        now = time.monotonic()
+        if now - self._last >= self._interval or self.done >= self.total:
+            self._last = now
+            update_progress_artifact(self._artifact, 100.0 * self.done / max(self.total, 1))
+
+    def close(self) -> None:
+        """Finish: the artifact shows 100 % and the terminal bar stops."""
+        update_progress_artifact(self._artifact, 100.0)
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,186 @@
+"""Dense optical flow between two frames: TV-L1 (default), DIS and Farnebäck, all from OpenCV.
+
+Every estimator takes two `(H, W) uint8` grayscale frames and returns flow `(H, W, 2) float32` in
+pixels, u first, v pointing down, such that frame0[y, x] ≈ frame1[y + v, x + u].
+Parameters are typed models whose defaults are OpenCV's own (checked by the tests), and
+`resolved_params()` reports what the OpenCV object really uses, for provenance.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal, Protocol
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FlowAlgorithm(str, Enum):
+    """Optical-flow algorithms the extraction stage can run."""
+
+    tvl1 = "tvl1"
+    dis = "dis"
+    farneback = "farneback"
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class TVL1Params(_Params):
+    """cv2.optflow.DualTVL1OpticalFlow parameters (Zach, Pock & Bischof 2007); OpenCV's defaults."""
+
+    tau: float = Field(0.25, gt=0, description="time step of the numerical scheme")
+    lambda_: float = Field(0.15, gt=0, alias="lambda", description="data-term weight (smaller = smoother)")
+    theta: float = Field(0.3, gt=0, description="tightness of the coupling")
+    nscales: int = Field(5, ge=1, description="pyramid levels")
+    warps: int = Field(5, ge=1, description="warpings per scale")
+    epsilon: float = Field(0.01, gt=0, description="stopping threshold")
+    inner_iterations: int = Field(30, ge=1)
+    outer_iterations: int = Field(10, ge=1)
+    scale_step: float = Field(0.8, gt=0, lt=1, description="pyramid downscale factor")
+    gamma: float = Field(0.0, ge=0, description="illumination-variation weight")
+    median_filtering: int = Field(5, ge=1, description="median filter size (1 disables)")
+
+
+class DISParams(_Params):
+    """cv2.DISOpticalFlow (Kroeger et al. 2016): a preset, optionally with overrides of its fields."""
+
+    preset: Literal["ultrafast", "fast", "medium"] = "medium"
+    finest_scale: int | None = Field(None, ge=0)
+    patch_size: int | None = Field(None, ge=1)
+    patch_stride: int | None = Field(None, ge=1)
+    gradient_descent_iterations: int | None = Field(None, ge=1)
+    variational_refinement_iterations: int | None = Field(None, ge=0)
+    use_spatial_propagation: bool | None = None
+
+
+class FarnebackParams(_Params):
+    """cv2.calcOpticalFlowFarneback arguments (the function has no defaults; these are the common ones)."""
+
+    pyr_scale: float = Field(0.5, gt=0, lt=1)
+    levels: int = Field(3, ge=1)
+    winsize: int = Field(15, ge=3)
+    iterations: int = Field(3, ge=1)
+    poly_n: int = Field(5, ge=3)
+    poly_sigma: float = Field(1.2, gt=0)
+
+
+class FlowEstimator(Protocol):
+    """Computes flow between two grayscale frames."""
+
+    def calc(self, frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
+        """Flow `(H, W, 2) float32` px from `frame0` to `frame1` (both `(H, W) uint8`)."""
+        ...
+
+    def resolved_params(self) -> dict[str, object]:
+        """The parameters the OpenCV object actually runs with."""
+        ...
+
+
+def _check_pair(frame0: np.ndarray, frame1: np.ndarray) -> None:
+    if frame0.shape != frame1.shape or frame0.ndim != 2 or frame0.dtype != np.uint8:
+        raise ValueError(f"expected two equal (H, W) uint8 frames, got {frame0.shape} {frame0.dtype} "
+                         f"and {frame1.shape} {frame1.dtype}")
+
+
+class TVL1Estimator:
+    """TV-L1 via `cv2.optflow.DualTVL1OpticalFlow_create`."""
+
+    def __init__(self, params: TVL1Params | None = None) -> None:
+        p = params or TVL1Params()
+        self._impl = cv2.optflow.DualTVL1OpticalFlow_create(
+            tau=p.tau, lambda_=p.lambda_, theta=p.theta, nscales=p.nscales, warps=p.warps,
+            epsilon=p.epsilon, innnerIterations=p.inner_iterations, outerIterations=p.outer_iterations,
+            scaleStep=p.scale_step, gamma=p.gamma, medianFiltering=p.median_filtering, useInitialFlow=False)
+
+    def calc(self, frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
+        """See FlowEstimator.calc."""
+        _check_pair(frame0, frame1)
+        return self._impl.calc(frame0, frame1, None)
+
+    def resolved_params(self) -> dict[str, object]:
+        """See FlowEstimator.resolved_params."""
+        i = self._impl
+        return {"tau": i.getTau(), "lambda": i.getLambda(), "theta": i.getTheta(), "nscales": i.getScalesNumber(),
+                "warps": i.getWarpingsNumber(), "epsilon": i.getEpsilon(), "inner_iterations": i.getInnerIterations(),
+                "outer_iterations": i.getOuterIterations(), "scale_step": i.getScaleStep(), "gamma": i.getGamma(),
+                "median_filtering": i.getMedianFiltering()}
+
+
+_DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+class DISEstimator:
+    """Dense Inverse Search via `cv2.DISOpticalFlow_create`."""
+
+    def __init__(self, params: DISParams | None = None) -> None:
+        p = params or DISParams()
+        self._impl = cv2.DISOpticalFlow_create(_DIS_PRESETS[p.preset])
+        setters = {"finest_scale": self._impl.setFinestScale, "patch_size": self._impl.setPatchSize,
+                   "patch_stride": self._impl.setPatchStride,
+                   "gradient_descent_iterations": self._impl.setGradientDescentIterations,
+                   "variational_refinement_iterations": self._impl.setVariationalRefinementIterations,
+                   "use_spatial_propagation": self._impl.setUseSpatialPropagation}
+        for name, setter in setters.items():
+            value = getattr(p, name)
+            if value is not None:
+                setter(value)
+
+    def calc(self, frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
+        """See FlowEstimator.calc."""
+        _check_pair(frame0, frame1)
+        return self._impl.calc(frame0, frame1, None)
+
+    def resolved_params(self) -> dict[str, object]:
+        """See FlowEstimator.resolved_params."""
+        i = self._impl
+        return {"finest_scale": i.getFinestScale(), "patch_size": i.getPatchSize(), "patch_stride": i.getPatchStride(),
+                "gradient_descent_iterations": i.getGradientDescentIterations(),
+                "variational_refinement_iterations": i.getVariationalRefinementIterations(),
+                "variational_refinement_alpha": i.getVariationalRefinementAlpha(),
+                "variational_refinement_delta": i.getVariationalRefinementDelta(),
+                "variational_refinement_gamma": i.getVariationalRefinementGamma(),
+                "use_mean_normalization": i.getUseMeanNormalization(),
+                "use_spatial_propagation": i.getUseSpatialPropagation()}
+
+
+class FarnebackEstimator:
+    """Farnebäck polynomial-expansion flow via `cv2.calcOpticalFlowFarneback`."""
+
+    def __init__(self, params: FarnebackParams | None = None) -> None:
+        self._params = params or FarnebackParams()
+
+    def calc(self, frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
+        """See FlowEstimator.calc."""
+        _check_pair(frame0, frame1)
+        p = self._params
+        return cv2.calcOpticalFlowFarneback(frame0, frame1, None, p.pyr_scale, p.levels, p.winsize,
+                                            p.iterations, p.poly_n, p.poly_sigma, 0)
+
+    def resolved_params(self) -> dict[str, object]:
+        """See FlowEstimator.resolved_params."""
+        return self._params.model_dump()
+
+
+def create_estimator(algorithm: FlowAlgorithm | str,
+                     params: TVL1Params | DISParams | FarnebackParams | None = None) -> FlowEstimator:
+    """Build the estimator for `algorithm` with `params` (its defaults when None)."""
+    algorithm = FlowAlgorithm(algorithm)
+    expected = {FlowAlgorithm.tvl1: TVL1Params, FlowAlgorithm.dis: DISParams,
+                FlowAlgorithm.farneback: FarnebackParams}[algorithm]
+    if params is not None and not isinstance(params, expected):
+        raise TypeError(f"{algorithm.value} needs {expected.__name__}, got {type(params).__name__}")
+    if algorithm is FlowAlgorithm.tvl1:
+        return TVL1Estimator(params)  # type: ignore[arg-type]
+    if algorithm is FlowAlgorithm.dis:
+        return DISEstimator(params)  # type: ignore[arg-type]
+    return FarnebackEstimator(params)  # type: ignore[arg-type]
+
+
+def implementation_name(algorithm: FlowAlgorithm | str) -> str:
+    """Name of the code that computes `algorithm`; part of a store's fingerprint."""
+    return {FlowAlgorithm.tvl1: "opencv.optflow.DualTVL1OpticalFlow", FlowAlgorithm.dis: "opencv.DISOpticalFlow",
+            FlowAlgorithm.farneback: "opencv.calcOpticalFlowFarneback"}[FlowAlgorithm(algorithm)]

@@ -1,0 +1,196 @@
+"""Finding the videos of a dataset and their labels and splits, for each supported layout.
+
+Layouts:
+- `folders`: `ROOT/<label>/**/<video>`; split by a deterministic stratified hash (no split files).
+- `ucf101`: class folders plus `ucfTrainTestlist/` (`classInd.txt`, `trainlist0N.txt`, `testlist0N.txt`).
+- `hmdb51`: class folders plus `<label>_test_splitN.txt` files (codes 1 = train, 2 = test, 0 = unused).
+- `list`: a CSV or Parquet file with columns `path,label[,split]` (paths relative to the file's folder).
+`auto` picks `list` for a file, `ucf101` / `hmdb51` when their split files exist, else `folders`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from im2flow_core.splits import stratified_split
+from im2flow_core.video import VIDEO_EXTENSIONS
+
+SPLITS = ("train", "test", "unused")
+
+
+class DatasetLayout(str, Enum):
+    """How a dataset root is organised."""
+
+    auto = "auto"
+    folders = "folders"
+    ucf101 = "ucf101"
+    hmdb51 = "hmdb51"
+    list = "list"
+
+
+class DatasetError(Exception):
+    """The dataset root or its split files are unusable; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One video of a dataset: a unique id, its path, its label and its split."""
+
+    video_id: str
+    path: str
+    label: str
+    split: str
+
+
+def _is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+
+
+def _video_id(path: Path, root: Path) -> str:
+    rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+    return rel.with_suffix("").as_posix()
+
+
+def _class_videos(root: Path) -> list[tuple[Path, str]]:
+    """(path, label) of every video under ROOT/<label>/ (symlinks and broken files included)."""
+    out = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for dirpath, dirnames, filenames in os.walk(class_dir):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not d.lower().endswith(VIDEO_EXTENSIONS))
+            names = filenames + [d for d in os.listdir(dirpath) if d.lower().endswith(VIDEO_EXTENSIONS)
+                                 and os.path.isdir(os.path.join(dirpath, d))]
+            out.extend((Path(dirpath) / n, class_dir.name) for n in sorted(set(names)) if _is_video(Path(n)))
+    return out
+
+
+def _find_ucf_lists(root: Path) -> Path | None:
+    for candidate in (root / "ucfTrainTestlist", root.parent / "ucfTrainTestlist"):
+        if (candidate / "classInd.txt").is_file():
+            return candidate
+    return None
+
+
+def _find_hmdb_splits(root: Path, split_index: int) -> list[Path]:
+    return sorted(root.parent.rglob(f"*_test_split{split_index}.txt")) or sorted(root.rglob(f"*_test_split{split_index}.txt"))
+
+
+def detect_layout(root: Path) -> DatasetLayout:
+    """The layout of `root` (see the module docstring)."""
+    if root.is_file():
+        return DatasetLayout.list
+    if _find_ucf_lists(root) is not None:
+        return DatasetLayout.ucf101
+    if any(root.rglob("*_test_split1.txt")):
+        return DatasetLayout.hmdb51
+    return DatasetLayout.folders
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read split file {path}: {exc}") from exc
+
+
+def _scan_ucf101(root: Path, split_index: int) -> list[DatasetEntry]:
+    lists = _find_ucf_lists(root)
+    assert lists is not None
+    test_file, train_file = lists / f"testlist0{split_index}.txt", lists / f"trainlist0{split_index}.txt"
+    for f in (test_file, train_file):
+        if not f.is_file():
+            raise DatasetError(f"UCF-101 split {split_index} needs {f}, which does not exist")
+    # Entries are "Class/v_Class_gNN_cMM.avi [label_index]"; match on the id without extension.
+    split_of = {Path(line.split()[0]).with_suffix("").as_posix(): "test" for line in _read_lines(test_file)}
+    split_of.update({Path(line.split()[0]).with_suffix("").as_posix(): "train" for line in _read_lines(train_file)})
+    entries = []
+    for path, label in _class_videos(root):
+        video_id = _video_id(path, root)
+        entries.append(DatasetEntry(video_id, str(path), label, split_of.get(video_id, "unused")))
+    return entries
+
+
+def _scan_hmdb51(root: Path, split_index: int) -> list[DatasetEntry]:
+    codes: dict[tuple[str, str], str] = {}
+    for split_file in _find_hmdb_splits(root, split_index):
+        label = split_file.name[: -len(f"_test_split{split_index}.txt")]
+        for line in _read_lines(split_file):
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise DatasetError(f"{split_file}: expected '<video> <0|1|2>', got {line!r}")
+            codes[(label, parts[0])] = {"0": "unused", "1": "train", "2": "test"}[parts[1]]
+    if not codes:
+        raise DatasetError(f"no HMDB-51 split files *_test_split{split_index}.txt near {root}")
+    return [DatasetEntry(_video_id(p, root), str(p), label, codes.get((label, p.name), "unused"))
+            for p, label in _class_videos(root)]
+
+
+def _scan_list(list_file: Path, test_fraction: float, seed: int) -> list[DatasetEntry]:
+    base = list_file.parent
+    try:
+        if list_file.suffix.lower() == ".parquet":
+            rows = pq.read_table(list_file).to_pylist()
+        else:
+            with list_file.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file, reported as such
+        raise DatasetError(f"cannot read video list {list_file}: {exc}") from exc
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise DatasetError(f"video list {list_file} needs columns path,label[,split]")
+    entries = []
+    for i, row in enumerate(rows, start=2):
+        path = Path(str(row["path"]))
+        path = path if path.is_absolute() else base / path
+        split = str(row.get("split") or "").strip()
+        if split and split not in SPLITS:
+            raise DatasetError(f"{list_file} row {i}: split must be one of {SPLITS}, got {split!r}")
+        entries.append(DatasetEntry(_video_id(path, base), str(path), str(row["label"]), split))
+    missing = [e for e in entries if not e.split]
+    if missing:
+        assigned = stratified_split([e.video_id for e in missing], [e.label for e in missing], test_fraction, seed)
+        entries = [e if e.split else DatasetEntry(e.video_id, e.path, e.label, assigned[e.video_id]) for e in entries]
+    return entries
+
+
+def scan_dataset(root: str | Path, layout: DatasetLayout | str = DatasetLayout.auto, split_index: int = 1,
+                 test_fraction: float = 0.3, seed: int = 0) -> list[DatasetEntry]:
+    """Every video of the dataset at `root` with its id, label and split, sorted by id.
+
+    `split_index` chooses the official split (1–3) of UCF-101/HMDB-51; datasets without split
+    files get a deterministic stratified split (`test_fraction`, `seed`) by video group.
+    Raises DatasetError for a missing root, unreadable split files or duplicate ids.
+    """
+    root = Path(root).expanduser().absolute()
+    if not root.exists():
+        raise DatasetError(f"dataset root {root} does not exist")
+    layout = DatasetLayout(layout)
+    if layout is DatasetLayout.auto:
+        layout = detect_layout(root)
+    if layout is DatasetLayout.list:
+        if not root.is_file():
+            raise DatasetError(f"layout 'list' needs a CSV or Parquet file, got the folder {root}")
+        entries = _scan_list(root, test_fraction, seed)
+    elif not root.is_dir():
+        raise DatasetError(f"layout {layout.value!r} needs a folder, got the file {root}")
+    elif layout is DatasetLayout.ucf101:
+        if _find_ucf_lists(root) is None:
+            raise DatasetError(f"no ucfTrainTestlist/classInd.txt in or beside {root}")
+        entries = _scan_ucf101(root, split_index)
+    elif layout is DatasetLayout.hmdb51:
+        entries = _scan_hmdb51(root, split_index)
+    else:
+        found = _class_videos(root)
+        ids = [_video_id(p, root) for p, _ in found]
+        splits = stratified_split(ids, [lab for _, lab in found], test_fraction, seed) if found else {}
+        entries = [DatasetEntry(i, str(p), lab, splits[i]) for i, (p, lab) in zip(ids, found)]
+    seen: dict[str, str] = {}
+    for e in entries:
+        if e.video_id in seen:
+            raise DatasetError(f"two videos share the id {e.video_id!r}: {seen[e.video_id]} and {e.path}")
+        seen[e.video_id] = e.path
+    return sorted(entries, key=lambda e: e.video_id)

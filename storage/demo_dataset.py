@@ -1,0 +1,53 @@
+"""Writes the built-in demo dataset: real video files in the UCF-101 layout, with split files.
+
+`ROOT/<Action>/v_<Action>_gNN_cMM.{mp4,avi}` plus `ROOT/ucfTrainTestlist/` (classInd.txt,
+trainlist01.txt, testlist01.txt). Clips of one group share a background and a figure texture, like
+clips cut from one recording, and the split is by group so no scene is in both train and test.
+Containers alternate between MPEG-4 Part 2 in .mp4 and Motion-JPEG in .avi.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from im2flow_core.synthetic_actions import ACTIONS, make_scene_style, render_clip
+
+
+def _class_name(action: str) -> str:
+    return "".join(part.capitalize() for part in action.split("_"))
+
+
+def write_demo_dataset(root: str | Path, *, seed: int = 0, groups_per_class: int = 6, clips_per_group: int = 2,
+                       test_groups: int = 2, size: int = 96, n_frames: int = 20, fps: float = 12.0) -> Path:
+    """Generate the demo dataset under `root` (deterministic in `seed`); returns `root`.
+
+    The last `test_groups` groups of each class form the test split. Existing files are rewritten.
+    """
+    if not 0 < test_groups < groups_per_class:
+        raise ValueError("test_groups must be between 1 and groups_per_class - 1")
+    root = Path(root)
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True, exist_ok=True)
+    train, test = [], []
+    for class_index, action in enumerate(ACTIONS):
+        name = _class_name(action)
+        (root / name).mkdir(exist_ok=True)
+        for group in range(1, groups_per_class + 1):
+            style = make_scene_style(seed * 100_003 + class_index * 1009 + group, size)
+            for clip in range(1, clips_per_group + 1):
+                ext, fourcc = (("mp4", "mp4v") if (group + clip) % 2 else ("avi", "MJPG"))
+                rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.{ext}"
+                frames = render_clip(action, seed * 7919 + class_index * 131 + group * 17 + clip, style, n_frames)
+                writer = cv2.VideoWriter(str(root / rel), cv2.VideoWriter_fourcc(*fourcc), fps, (size, size))
+                if not writer.isOpened():
+                    raise RuntimeError(f"OpenCV cannot write {fourcc} video {root / rel}")
+                for frame in frames:
+                    writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                writer.release()
+                (test if group > groups_per_class - test_groups else train).append((rel, class_index + 1))
+    (lists / "classInd.txt").write_text("".join(f"{i + 1} {_class_name(a)}\n" for i, a in enumerate(ACTIONS)))
+    (lists / "trainlist01.txt").write_text("".join(f"{rel} {label}\n" for rel, label in train))
+    (lists / "testlist01.txt").write_text("".join(f"{rel}\n" for rel, _ in test))
+    return root

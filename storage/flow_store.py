@@ -1,0 +1,314 @@
+"""Flow stores: Zarr v3 groups holding RGB frames and encoded flow images per video.
+
+Layout of one store (`<work_dir>/flows/<algorithm>-<fingerprint>.zarr`):
+- attrs["im2flow"]: format version, fingerprint, the extraction configuration, the encoding and
+  the library versions. A different configuration has a different fingerprint, hence its own store.
+- `videos/<key>/rgb`:  `(T, H, W, 3) uint8` RGB frames, codec `im2flow.image`.
+- `videos/<key>/flow`: `(T - K, H, W, 3) float32` flow images (sin θ, cos θ, M px), codec
+  `im2flow.flow_image`. flow[t] is the flow from rgb[t] to rgb[t + K] (K = the store's step).
+- attrs of `videos/<key>`: video_id, label, split, n_frames, n_flows, the source file's size and
+  mtime, and `complete`, which becomes true only after every byte of the video is written.
+
+Both arrays are chunked one frame per chunk (O(1) random access to one pair) and sharded
+`shard_frames` frames per file, so a million frames are ~2·10⁶ / shard_frames files, not millions.
+Each video is written by exactly one worker, which owns its group: no two processes write a shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.errors
+
+from im2flow_core.flow_encoding import decode_flow
+from storage.codecs import FlowImageCodec, ImageCodec
+from storage.paths import exists, filesystem, flows_url, join
+
+STORE_FORMAT_VERSION = 1
+_KEY_SAFE = re.compile(r"[A-Za-z0-9._-]")
+
+
+class FlowStoreError(Exception):
+    """A flow store is missing, ambiguous or inconsistent; the message names the URL and the reason."""
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """12-hex-digit SHA-256 of the canonical JSON of an extraction configuration."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def video_key(video_id: str) -> str:
+    """Zarr node name for `video_id`: reversible, and safe on every filesystem and object store."""
+    return "v-" + "".join(c if _KEY_SAFE.fullmatch(c) else "".join(f"+{b:02x}" for b in c.encode()) for c in video_id)
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """What a store knows about one video (the attrs of its group)."""
+
+    video_id: str
+    label: str
+    split: str
+    n_frames: int
+    n_flows: int
+    complete: bool
+    height: int
+    width: int
+    source_size: int
+    source_mtime: float
+    n_clipped: int = 0
+
+
+class VideoWriter:
+    """Streams one video's frames and flow images into its group, a shard at a time.
+
+    Call `append(rgb, flow_image)` per frame in order (flow_image None for the last K frames),
+    then `finish()`, which checks flow count = frame count − K and only then marks it complete.
+    """
+
+    def __init__(self, group: zarr.Group, step: int, shard_frames: int,
+                 rgb_codec: ImageCodec, flow_codec: FlowImageCodec) -> None:
+        self._group, self._step, self._shard = group, step, shard_frames
+        self._codecs = {"rgb": rgb_codec, "flow": flow_codec}
+        self._buffers: dict[str, list[np.ndarray]] = {"rgb": [], "flow": []}
+        self._written = {"rgb": 0, "flow": 0}
+        self._frame_shape: tuple[int, int] | None = None
+        self._n_clipped = 0
+        self._bound = flow_codec.step_px * 32767
+
+    def append(self, rgb: np.ndarray, flow_image: np.ndarray | None) -> None:
+        """Add frame t `(H, W, 3) uint8` and its flow image `(H, W, 3) float32`, or None past the end."""
+        if self._frame_shape is None:
+            self._frame_shape = rgb.shape[:2]
+        if rgb.shape[:2] != self._frame_shape:
+            raise ValueError(f"frame size changed from {self._frame_shape} to {rgb.shape[:2]}")
+        self._push("rgb", rgb)
+        if flow_image is not None:
+            if len(self._buffers["rgb"]) + self._written["rgb"] - 1 != len(self._buffers["flow"]) + self._written["flow"]:
+                raise ValueError("flows must be appended with their frames, in order, before the tail")
+            self._n_clipped += int(np.count_nonzero(np.abs(decode_flow(flow_image)) > self._bound))
+            self._push("flow", flow_image)
+
+    def _push(self, name: str, item: np.ndarray) -> None:
+        self._buffers[name].append(item)
+        if len(self._buffers[name]) == self._shard:
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        items = self._buffers[name]
+        if not items:
+            return
+        block = np.stack(items)
+        start = self._written[name]
+        array = self._array(name, block.shape[1:])
+        array.resize((start + len(block),) + block.shape[1:])
+        array[start:] = block
+        self._written[name] += len(block)
+        self._buffers[name] = []
+
+    def _array(self, name: str, frame_shape: tuple[int, ...]) -> zarr.Array:
+        if name in self._group:
+            return self._group[name]  # type: ignore[return-value]
+        dtype = "uint8" if name == "rgb" else "float32"
+        return self._group.create_array(
+            name, shape=(0,) + frame_shape, dtype=dtype, chunks=(1,) + frame_shape,
+            shards=(self._shard,) + frame_shape, serializer=self._codecs[name], compressors=None,
+            filters=None, fill_value=0)
+
+    def finish(self) -> VideoRecord:
+        """Flush, check the count invariant, then mark the video complete; returns its record."""
+        self._flush("rgb")
+        self._flush("flow")
+        n_frames, n_flows = self._written["rgb"], self._written["flow"]
+        if n_frames <= self._step:
+            raise ValueError(f"{n_frames} frame(s) decoded, at least {self._step + 1} needed for step {self._step}")
+        if n_flows != n_frames - self._step:
+            raise ValueError(f"{n_flows} flows for {n_frames} frames; expected {n_frames - self._step}")
+        height, width = self._frame_shape or (0, 0)
+        self._group.attrs.update({"n_frames": n_frames, "n_flows": n_flows, "height": height, "width": width,
+                                  "n_clipped": self._n_clipped, "complete": True})
+        return _record(dict(self._group.attrs))
+
+
+def _record(attrs: Mapping[str, Any]) -> VideoRecord:
+    return VideoRecord(video_id=attrs["video_id"], label=attrs.get("label", ""), split=attrs.get("split", ""),
+                       n_frames=int(attrs.get("n_frames", 0)), n_flows=int(attrs.get("n_flows", 0)),
+                       complete=bool(attrs.get("complete", False)), height=int(attrs.get("height", 0)),
+                       width=int(attrs.get("width", 0)), source_size=int(attrs.get("source_size", -1)),
+                       source_mtime=float(attrs.get("source_mtime", -1.0)), n_clipped=int(attrs.get("n_clipped", 0)))
+
+
+class FlowStore:
+    """One flow store: its configuration and the videos it holds. Open with `open_flow_store`."""
+
+    def __init__(self, url: str, group: zarr.Group) -> None:
+        self.url = url
+        self._group = group
+        meta = dict(group.attrs).get("im2flow")
+        if not isinstance(meta, dict) or "fingerprint" not in meta:
+            raise FlowStoreError(f"{url} is not an im2flow flow store (no im2flow attributes)")
+        self.meta: dict[str, Any] = meta
+
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint of the extraction configuration this store holds."""
+        return str(self.meta["fingerprint"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The extraction configuration (algorithm, parameters, resize, step, stride, encoding, ...)."""
+        return dict(self.meta["config"])
+
+    @property
+    def step(self) -> int:
+        """K: flow t goes from frame t to frame t + K."""
+        return int(self.meta["config"]["step"])
+
+    def _video_groups(self) -> Iterator[zarr.Group]:
+        if "videos" not in self._group:
+            return
+        for _, child in self._group["videos"].groups():  # type: ignore[union-attr]
+            yield child
+
+    def records(self, complete_only: bool = False) -> list[VideoRecord]:
+        """Records of the videos in the store (sorted by id), optionally only complete ones."""
+        out = [_record(dict(g.attrs)) for g in self._video_groups() if "video_id" in g.attrs]
+        return sorted((r for r in out if r.complete or not complete_only), key=lambda r: r.video_id)
+
+    @property
+    def video_ids(self) -> list[str]:
+        """Ids of the complete videos, sorted."""
+        return [r.video_id for r in self.records(complete_only=True)]
+
+    def _video_group(self, video_id: str) -> zarr.Group:
+        try:
+            return self._group["videos"][video_key(video_id)]  # type: ignore[index,return-value]
+        except KeyError:
+            raise KeyError(f"video {video_id!r} is not in flow store {self.url}") from None
+
+    def record(self, video_id: str) -> VideoRecord | None:
+        """The record of `video_id`, or None if the store has no group for it."""
+        try:
+            return _record(dict(self._video_group(video_id).attrs))
+        except KeyError:
+            return None
+
+    def is_complete(self, video_id: str, source_size: int | None = None, source_mtime: float | None = None) -> bool:
+        """Whether `video_id` is complete and, when given, was made from a source of that size/mtime."""
+        rec = self.record(video_id)
+        if rec is None or not rec.complete:
+            return False
+        if source_size is not None and rec.source_size != source_size:
+            return False
+        return source_mtime is None or abs(rec.source_mtime - source_mtime) < 1e-3
+
+    def begin_video(self, video_id: str, *, label: str, split: str, source_size: int, source_mtime: float,
+                    shard_frames: int = 32) -> VideoWriter:
+        """Start (or restart) writing `video_id`: any earlier partial data is deleted first."""
+        videos = self._group.require_group("videos")
+        key = video_key(video_id)
+        if key in videos:
+            del videos[key]
+        group = videos.create_group(key, attributes={
+            "video_id": video_id, "label": label, "split": split, "source_size": int(source_size),
+            "source_mtime": float(source_mtime), "complete": False})
+        enc = self.meta["config"]["encoding"]
+        return VideoWriter(group, self.step, shard_frames,
+                           ImageCodec(format=enc["rgb_format"], quality=enc["rgb_quality"]),
+                           FlowImageCodec(step_px=enc["flow_step_px"], effort=enc["flow_effort"]))
+
+    def _complete_group(self, video_id: str) -> zarr.Group:
+        group = self._video_group(video_id)
+        if not group.attrs.get("complete", False):
+            raise FlowStoreError(f"video {video_id!r} in {self.url} is incomplete (extraction did not finish)")
+        return group
+
+    def read_rgb(self, video_id: str, t: int) -> np.ndarray:
+        """Frame t of `video_id`: `(H, W, 3) uint8` RGB."""
+        return np.asarray(self._complete_group(video_id)["rgb"][t])
+
+    def read_flow_image(self, video_id: str, t: int) -> np.ndarray:
+        """Flow image t of `video_id`: `(H, W, 3) float32` (sin θ, cos θ, M px)."""
+        return np.asarray(self._complete_group(video_id)["flow"][t])
+
+    def read_pair(self, video_id: str, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame t and its flow: `(rgb (H, W, 3) uint8, flow (H, W, 2) float32 px, u first, v down)`.
+
+        The flow goes from frame t to frame t + K; valid t are 0 … n_flows − 1 (IndexError otherwise).
+        """
+        group = self._complete_group(video_id)
+        n_flows = int(group.attrs["n_flows"])
+        if not -n_flows <= t < n_flows:
+            raise IndexError(f"flow index {t} out of range for {video_id!r} ({n_flows} flows)")
+        t = t % n_flows
+        return np.asarray(group["rgb"][t]), decode_flow(np.asarray(group["flow"][t]))
+
+
+def create_flow_store(work_dir: str, config: Mapping[str, Any], versions: Mapping[str, str]) -> FlowStore:
+    """Open the store of `config` under `work_dir`, creating it (with its metadata) if needed.
+
+    Called once by the driver before workers write; an existing store's configuration must match.
+    """
+    fingerprint = config_fingerprint(config)
+    url = join(flows_url(work_dir), f"{config['algorithm']}-{fingerprint}.zarr")
+    if exists(join(url, "zarr.json")):
+        store = FlowStore(url, zarr.open_group(url, mode="r+"))
+        if store.fingerprint != fingerprint:
+            raise FlowStoreError(f"{url} holds fingerprint {store.fingerprint}, expected {fingerprint}")
+        return store
+    meta = {"format_version": STORE_FORMAT_VERSION, "fingerprint": fingerprint, "config": dict(config),
+            "versions": dict(versions)}
+    group = zarr.open_group(url, mode="w", attributes={"im2flow": json.loads(json.dumps(meta, default=str))})
+    group.require_group("videos")
+    return FlowStore(url, group)
+
+
+def list_flow_stores(work_dir: str) -> list[FlowStore]:
+    """All flow stores under `work_dir`/flows, sorted by name."""
+    root = flows_url(work_dir)
+    if not exists(root):
+        return []
+    fs, path = filesystem(root)
+    stores = []
+    for entry in sorted(fs.ls(path, detail=False)):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        if name.endswith(".zarr"):
+            url = join(root, name)
+            try:
+                stores.append(FlowStore(url, zarr.open_group(url, mode="r")))
+            except (FlowStoreError, FileNotFoundError, zarr.errors.GroupNotFoundError):
+                continue
+    return stores
+
+
+def open_flow_store(work_dir_or_url: str, fingerprint: str | None = None, mode: str = "r") -> FlowStore:
+    """Open a flow store for reading: a store URL, or a work directory holding one.
+
+    In a work directory with several stores, `fingerprint` (or a unique prefix of it) chooses one;
+    the error lists them otherwise. Use `store.video_ids` and `store.read_pair(video_id, t)`.
+    """
+    if work_dir_or_url.rstrip("/").endswith(".zarr"):
+        try:
+            return FlowStore(work_dir_or_url, zarr.open_group(work_dir_or_url, mode=mode))
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+            raise FlowStoreError(f"no flow store at {work_dir_or_url}") from exc
+    stores = list_flow_stores(work_dir_or_url)
+    if fingerprint is not None:
+        stores = [s for s in stores if s.fingerprint.startswith(fingerprint)]
+    if not stores:
+        raise FlowStoreError(f"no flow store under {flows_url(work_dir_or_url)}"
+                             + (f" with fingerprint {fingerprint}" if fingerprint else "; run `im2flow extract` first"))
+    if len(stores) > 1:
+        names = ", ".join(f"{s.fingerprint} ({s.config.get('algorithm')})" for s in stores)
+        raise FlowStoreError(f"{len(stores)} flow stores under {flows_url(work_dir_or_url)}: {names}; pass a fingerprint")
+    if mode != "r":
+        return FlowStore(stores[0].url, zarr.open_group(stores[0].url, mode=mode))
+    return stores[0]

@@ -1,0 +1,50 @@
+"""Work-directory layout and fsspec URL helpers: every path im2flow writes is named here.
+
+A work directory is a local path or any fsspec URL (e.g. s3://bucket/run). Inside it:
+- `manifest.parquet`                      the ingest manifest
+- `flows/<algorithm>-<fingerprint>.zarr`  one flow store per extraction configuration
+- `flows/<algorithm>-<fingerprint>.report.parquet`  the last extraction run's per-video outcome
+"""
+
+from __future__ import annotations
+
+import fsspec
+from fsspec.core import url_to_fs
+
+MANIFEST_NAME = "manifest.parquet"
+FLOWS_DIR = "flows"
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URL/path parts with '/', keeping the scheme of `base`."""
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def manifest_url(work_dir: str) -> str:
+    """URL of the Parquet manifest in `work_dir`."""
+    return join(work_dir, MANIFEST_NAME)
+
+
+def flows_url(work_dir: str) -> str:
+    """URL of the folder that holds the flow stores of `work_dir`."""
+    return join(work_dir, FLOWS_DIR)
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem for `url` and the path within it."""
+    return url_to_fs(url)
+
+
+def exists(url: str) -> bool:
+    """Whether `url` exists (file or folder)."""
+    fs, path = filesystem(url)
+    return bool(fs.exists(path))
+
+
+def ensure_dir(url: str) -> None:
+    """Create the folder `url` and its parents (a no-op on object stores)."""
+    fs, path = filesystem(url)
+    fs.makedirs(path, exist_ok=True)
