@@ -1,0 +1,76 @@
+"""Shared fixtures: real textures, real video files in several codecs, one Prefect test harness."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def real_texture(height: int = 120, width: int = 160, which: int = 0) -> np.ndarray:
+    """A crop of a real photograph shipped with scikit-learn: `(H, W, 3) uint8` RGB."""
+    from sklearn.datasets import load_sample_images
+
+    image = load_sample_images().images[which]
+    return np.ascontiguousarray(image[100 : 100 + height, 150 : 150 + width])
+
+
+def panning_frames(n: int, height: int = 72, width: int = 96, dx: int = 2, which: int = 0) -> list[np.ndarray]:
+    """`n` RGB frames of a real photo panned by `dx` px per frame (the content moves left by dx)."""
+    big = real_texture(height, width + dx * n + 4, which)
+    return [np.ascontiguousarray(big[:, k * dx : k * dx + width]) for k in range(n)]
+
+
+def write_video(path: Path, frames: list[np.ndarray], fourcc: str = "mp4v", fps: float = 10.0) -> Path:
+    """Write RGB frames with OpenCV's FFmpeg writer; returns `path`."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    assert writer.isOpened(), f"cannot write {fourcc} to {path}"
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def write_ffmpeg(path: Path, frames: list[np.ndarray], codec_args: list[str], fps: float = 10.0) -> Path:
+    """Encode RGB frames with the ffmpeg binary shipped by imageio-ffmpeg (any size, any codec it has)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    height, width = frames[0].shape[:2]
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", *codec_args, str(path)]
+    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True)
+    return path
+
+
+def write_h264(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    """Write an H.264 mp4 (yuv420p, +faststart, padded to even size) with ffmpeg."""
+    return write_ffmpeg(path, frames, ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+                                       "-movflags", "+faststart"], fps)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """One temporary Prefect API for the whole session (starting one costs seconds)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect_home")
+    os.environ["PREFECT_HOME"] = str(home)
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="session")
+def dask_address():
+    """A real 2-worker Dask LocalCluster for the session."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
