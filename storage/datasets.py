@@ -77,7 +77,9 @@ def _find_ucf_lists(root: Path) -> Path | None:
 
 
 def _find_hmdb_splits(root: Path, split_index: int) -> list[Path]:
-    return sorted(root.parent.rglob(f"*_test_split{split_index}.txt")) or sorted(root.rglob(f"*_test_split{split_index}.txt"))
+    """HMDB-51 split files inside `root`, or beside it (in its parent or a sibling folder)."""
+    pattern = f"*_test_split{split_index}.txt"
+    return sorted(root.rglob(pattern)) or sorted([*root.parent.glob(pattern), *root.parent.glob(f"*/{pattern}")])
 
 
 def detect_layout(root: Path) -> DatasetLayout:
@@ -86,7 +88,7 @@ def detect_layout(root: Path) -> DatasetLayout:
         return DatasetLayout.list
     if _find_ucf_lists(root) is not None:
         return DatasetLayout.ucf101
-    if any(root.rglob("*_test_split1.txt")):
+    if _find_hmdb_splits(root, 1):
         return DatasetLayout.hmdb51
     return DatasetLayout.folders
 

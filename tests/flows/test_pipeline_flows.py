@@ -1,0 +1,89 @@
+"""Real Prefect runs (temporary API via the test harness) on a real Dask LocalCluster."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.compute import task_runner
+from flows.config import ExtractConfig, IngestConfig
+from flows.extract import extract_flow
+from flows.ingest import ingest_flow
+from storage import open_flow_store
+from storage.manifest import read_manifest
+from tests.conftest import panning_frames, write_h264, write_video
+
+pytestmark = pytest.mark.services
+
+
+def _dataset(root):
+    for label, which in (("Pan", 0), ("Flower", 1)):
+        (root / label).mkdir(parents=True)
+        for k in range(2):
+            write_video(root / label / f"{label}_{k}.avi", panning_frames(6, 40, 56, dx=1 + k, which=which), "MJPG")
+    write_h264(root / "Pan" / "Pan_h264.mp4", panning_frames(5, 41, 57))
+    (root / "Pan" / "empty.mp4").write_bytes(b"")
+    (root / "Flower" / "noise.avi").write_bytes(np.random.default_rng(0).bytes(20_000))
+    write_video(root / "Flower" / "single.avi", panning_frames(1, 40, 56), "MJPG")
+    good = root / "Pan" / "Pan_0.avi"
+    (root / "Pan" / "truncated.mp4").write_bytes(write_video(root / "t.mp4", panning_frames(6), "mp4v").read_bytes()[:900])
+    (root / "t.mp4").unlink()
+    return good
+
+
+def test_ingest_extract_resume_and_new_videos(tmp_path, prefect_harness, dask_address):
+    root, work = tmp_path / "data", str(tmp_path / "work")
+    _dataset(root)
+    runner = task_runner(dask_address)
+    summary = ingest_flow.with_options(task_runner=runner)(str(root), work, IngestConfig(batch_size=2))
+    rows = {r["video_id"]: r for r in read_manifest(work)}
+    assert summary["status"] == {"ok": 5, "empty": 1, "corrupt": 2, "too_short": 1}
+    assert rows["Pan/empty"]["status"] == "empty" and rows["Flower/single"]["status"] == "too_short"
+    assert rows["Pan/truncated"]["status"] == "corrupt" and rows["Pan/truncated"]["error"]
+    assert rows["Pan/Pan_h264"]["n_frames"] == 5
+
+    config = ExtractConfig(short_side=32, shard_frames=2)
+    first = extract_flow.with_options(task_runner=runner)(work, config)
+    assert (first["extracted"], first["failed"], first["skipped_complete"]) == (5, 0, 0)
+    store = open_flow_store(work)
+    assert len(store.video_ids) == 5
+    rec = store.record("Pan/Pan_1")
+    assert (rec.n_frames, rec.n_flows, min(rec.height, rec.width)) == (6, 5, 32)
+    _, flow = store.read_pair("Pan/Pan_1", 0)
+    assert np.median(flow[..., 0]) < -0.8  # 2 px/frame to the left at 56 px, resized to 32 px wide-ish
+
+    # Simulated crash mid-video: its group is restarted (not complete) with some data in it.
+    w = store.__class__(store.url, __import__("zarr").open_group(store.url, mode="r+")).begin_video(
+        "Pan/Pan_0", label="Pan", split="train", source_size=1, source_mtime=0.0, shard_frames=2)
+    w.append(np.zeros((32, 44, 3), np.uint8), np.zeros((32, 44, 3), np.float32))
+    w.append(np.zeros((32, 44, 3), np.uint8), np.zeros((32, 44, 3), np.float32))
+    assert not open_flow_store(work).is_complete("Pan/Pan_0")
+
+    # A new video appears in the dataset.
+    write_video(root / "Flower" / "Flower_new.avi", panning_frames(4, 40, 56, which=1), "MJPG")
+    again = ingest_flow.with_options(task_runner=runner)(str(root), work, IngestConfig())
+    assert again["probed"] == 1  # only the new file is probed again
+    second = extract_flow.with_options(task_runner=runner)(work, config)
+    assert (second["extracted"], second["skipped_complete"]) == (2, 4)  # the partial one and the new one
+    store = open_flow_store(work)
+    assert len(store.video_ids) == 6 and store.record("Pan/Pan_0").n_frames == 6
+
+    result = CliRunner().invoke(app, ["inspect", "--work-dir", work, "--json"])
+    assert result.exit_code == 0, result.output
+    described = json.loads(result.output)
+    assert described["stores"][0]["fingerprint"] == store.fingerprint
+    assert described["stores"][0]["config"]["resize"]["short_side"] == 32
+    videos = {v["video_id"]: v for v in described["stores"][0]["videos"]}
+    assert videos["Pan/Pan_1"] == {"video_id": "Pan/Pan_1", "label": "Pan", "split": videos["Pan/Pan_1"]["split"],
+                                   "n_frames": 6, "n_flows": 5, "complete": True}
+    shutil.rmtree(tmp_path)
+
+
+def test_cli_reports_config_errors_clearly(tmp_path):
+    result = CliRunner().invoke(app, ["extract", "--work-dir", str(tmp_path), "--step", "0"])
+    assert result.exit_code == 2 and "step" in result.output
+    result = CliRunner().invoke(app, ["extract", "--work-dir", str(tmp_path), "--size", "64by48"])
+    assert result.exit_code == 2 and "size" in result.output

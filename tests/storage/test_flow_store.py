@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import zarr
+
+from im2flow_core.flow_encoding import decode_flow, encode_flow
+from storage import FlowStoreError, open_flow_store
+from storage.codecs import FlowImageCodec, flow_bound_px
+from storage.flow_store import config_fingerprint, create_flow_store, video_key
+
+CONFIG = {"algorithm": "tvl1", "params": {"warps": 5}, "step": 2, "frame_stride": 1, "max_frames": None,
+          "resize": {"short_side": 64, "size": None},
+          "encoding": {"flow_step_px": 1 / 16, "flow_effort": 3, "rgb_format": "png", "rgb_quality": 95}}
+
+
+def test_flow_codec_precision_up_to_its_bound():
+    codec = FlowImageCodec(step_px=1 / 16, effort=3)
+    rng = np.random.default_rng(0)
+    flow = rng.uniform(-60, 60, (2, 24, 32, 2)).astype(np.float32)
+    flow[0, :4] = 0.0
+    flow[1, 0, 0] = [2000.0, -2000.0]  # far out, still below the ±2047.9 px bound: not clipped
+    back = codec.decode_frames(codec.encode_frames(encode_flow(flow)), (2, 24, 32, 3))
+    assert back.shape == (2, 24, 32, 3) and back.dtype == np.float32
+    err = np.linalg.norm(decode_flow(back) - flow, axis=-1)
+    assert err.max() < 0.1 and err.max() <= (1 / 16) / np.sqrt(2) + 1e-4
+    np.testing.assert_array_equal(back[0, :4], 0.0)  # zero motion stays exactly zero, no direction
+    assert flow_bound_px(1 / 16) == pytest.approx(2047.9375)
+
+
+def test_store_round_trip_alignment_and_sharding(tmp_path):
+    store = create_flow_store(str(tmp_path), CONFIG, {"opencv": "test"})
+    assert store.url.endswith(f"flows/tvl1-{config_fingerprint(CONFIG)}.zarr")
+    rng = np.random.default_rng(1)
+    n, step = 11, 2
+    frames = rng.integers(0, 255, (n, 20, 28, 3), dtype=np.uint8)
+    flows = rng.normal(0, 3, (n - step, 20, 28, 2)).astype(np.float32)
+    writer = store.begin_video("A/clip 1", label="A", split="train", source_size=10, source_mtime=1.5, shard_frames=4)
+    for t in range(n):
+        writer.append(frames[t], encode_flow(flows[t]) if t < n - step else None)
+    record = writer.finish()
+    assert (record.n_frames, record.n_flows, record.complete) == (n, n - step, True)
+    reader = open_flow_store(str(tmp_path))
+    assert reader.video_ids == ["A/clip 1"] and reader.step == step
+    for t in (0, 4, n - step - 1):
+        rgb, flow = reader.read_pair("A/clip 1", t)
+        np.testing.assert_array_equal(rgb, frames[t])  # PNG: lossless
+        assert np.abs(flow - flows[t]).max() < 0.05
+    with pytest.raises(IndexError):
+        reader.read_pair("A/clip 1", n - step)
+    array = zarr.open_group(reader.url, mode="r")[f"videos/{video_key('A/clip 1')}/flow"]
+    assert array.chunks == (1, 20, 28, 3) and array.shards == (4, 20, 28, 3)
+    shard_files = list((tmp_path / reader.url.split(str(tmp_path))[1].lstrip("/")).rglob("c/*/0/0/0"))
+    assert len(shard_files) == 2 * 3  # rgb: 11 frames / 4 -> 3 shards; flow: 9 / 4 -> 3 shards
+
+
+def test_partial_video_is_never_complete_and_is_redone(tmp_path):
+    store = create_flow_store(str(tmp_path), CONFIG, {})
+    writer = store.begin_video("v", label="A", split="train", source_size=1, source_mtime=0.0, shard_frames=2)
+    for t in range(5):  # a crash after these: shards were written, finish() never ran
+        writer.append(np.zeros((8, 8, 3), np.uint8), encode_flow(np.ones((8, 8, 2), np.float32)))
+    reader = open_flow_store(str(tmp_path))
+    assert not reader.is_complete("v") and reader.video_ids == []
+    assert reader.record("v").complete is False
+    with pytest.raises(FlowStoreError, match="incomplete"):
+        reader.read_pair("v", 0)
+    writer = store.begin_video("v", label="A", split="train", source_size=1, source_mtime=0.0, shard_frames=2)
+    for t in range(3):
+        writer.append(np.full((8, 8, 3), t, np.uint8), encode_flow(np.ones((8, 8, 2), np.float32)) if t < 1 else None)
+    assert writer.finish().n_frames == 3
+    assert store.is_complete("v", source_size=1, source_mtime=0.0)
+    assert not store.is_complete("v", source_size=2)  # the source changed: redo
+    assert open_flow_store(str(tmp_path)).record("v").n_flows == 1
+
+
+def test_count_invariant_is_enforced(tmp_path):
+    store = create_flow_store(str(tmp_path), CONFIG, {})
+    writer = store.begin_video("v", label="A", split="train", source_size=1, source_mtime=0.0)
+    writer.append(np.zeros((8, 8, 3), np.uint8), None)
+    writer.append(np.zeros((8, 8, 3), np.uint8), None)
+    with pytest.raises(ValueError, match="needed"):
+        writer.finish()
+
+
+def test_different_configs_get_different_stores_and_selection(tmp_path):
+    create_flow_store(str(tmp_path), CONFIG, {})
+    other = create_flow_store(str(tmp_path), {**CONFIG, "step": 1}, {})
+    with pytest.raises(FlowStoreError, match="2 flow stores"):
+        open_flow_store(str(tmp_path))
+    assert open_flow_store(str(tmp_path), fingerprint=other.fingerprint[:6]).step == 1
+    assert open_flow_store(other.url).fingerprint == other.fingerprint
+    with pytest.raises(FlowStoreError, match="no flow store"):
+        open_flow_store(str(tmp_path / "nothing"))
+
+
+def test_video_keys_are_reversible_and_safe():
+    assert video_key("Class/v_a b%") == "v-Class+2fv_a+20b+25"
+    assert video_key("a/b") != video_key("a_b")

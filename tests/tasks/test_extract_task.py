@@ -1,0 +1,45 @@
+import cv2
+import numpy as np
+
+from flows.config import ExtractConfig
+from flows.extract import library_versions
+from im2flow_core.optical_flow import create_estimator
+from storage import open_flow_store
+from storage.flow_store import create_flow_store
+from tasks.extract import extract_one
+from tasks.ingest import probe_entry
+from tests.conftest import panning_frames, write_video
+
+
+def _row(path, video_id="A/clip"):
+    return probe_entry({"video_id": video_id, "path": str(path), "label": "A", "split": "train"}, 2)
+
+
+def test_extract_one_writes_aligned_flow_equal_to_direct_tvl1(tmp_path):
+    frames = panning_frames(9, 48, 64, dx=1)
+    path = write_video(tmp_path / "clip.avi", frames, "FFV1")  # lossless, so we can recompute exactly
+    config = ExtractConfig(short_side=None, step=2, frame_stride=2)
+    store = create_flow_store(str(tmp_path / "w"), config.store_config(), library_versions())
+    outcome = extract_one(store.url, _row(path), config.store_config(), shard_frames=2)
+    assert outcome["status"] == "complete", outcome
+    assert (outcome["n_frames"], outcome["n_flows"]) == (5, 3)  # frames 0,2,4,6,8; flows = 5 - 2
+    reader = open_flow_store(str(tmp_path / "w"))
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames[::2]]
+    estimator = create_estimator("tvl1")
+    for t in range(3):
+        rgb, flow = reader.read_pair("A/clip", t)
+        np.testing.assert_array_equal(rgb.shape, (48, 64, 3))
+        direct = estimator.calc(gray[t], gray[t + 2])  # from sampled frame t to t + K
+        assert np.abs(flow - direct).max() < 0.05
+        assert -4.6 < np.median(flow[8:-8, 8:-8, 0]) < -3.4  # 1 px/frame to the left × stride 2 × step 2
+
+
+def test_bad_video_returns_failure_and_stays_incomplete(tmp_path):
+    path = write_video(tmp_path / "clip.avi", panning_frames(4, 32, 48), "MJPG")
+    row = _row(path)
+    path.write_bytes(b"garbage" * 100)  # the file broke after ingest
+    config = ExtractConfig(short_side=32)
+    store = create_flow_store(str(tmp_path / "w"), config.store_config(), {})
+    outcome = extract_one(store.url, row, config.store_config(), shard_frames=8)
+    assert outcome["status"] == "failed" and "cannot open" in outcome["error"]
+    assert not open_flow_store(store.url).is_complete("A/clip")
