@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from im2flow_core.flow_encoding import CHANNEL_NAMES, ZERO_MAGNITUDE_PX
 from im2flow_core.optical_flow import (DISParams, FarnebackParams, FlowAlgorithm, TVL1Params,
                                        implementation_name)
-from storage.codecs import flow_bound_px
+from storage.codecs import DEFAULT_FLOW_STEP_PX, flow_bound_px
 from storage.datasets import DatasetLayout
 
 
@@ -62,7 +62,7 @@ class ExtractConfig(ComputeConfig):
     step: int = Field(1, ge=1, description="K: flow t goes from sampled frame t to t + K")
     frame_stride: int = Field(1, ge=1, description="keep every S-th decoded frame")
     max_frames: int | None = Field(None, ge=2, description="keep at most this many sampled frames per video")
-    flow_step_px: float = Field(1 / 16, gt=0, le=0.5, description="flow quantisation step in px")
+    flow_step_px: float = Field(DEFAULT_FLOW_STEP_PX, gt=0, le=0.5, description="flow quantisation step in px")
     flow_effort: int = Field(7, ge=1, le=10, description="JPEG-XL effort of the flow codec")
     rgb_format: Literal["jpeg", "png"] = "jpeg"
     rgb_quality: int = Field(95, ge=1, le=100)
@@ -102,7 +102,7 @@ class ExtractConfig(ComputeConfig):
             "encoding": {
                 "channels": list(CHANNEL_NAMES),
                 "zero_magnitude": f"F1 = F2 = 0 where M < {ZERO_MAGNITUDE_PX} px",
-                "flow_storage": "(u, v) rounded to flow_step_px, uint16 planes, JPEG-XL lossless; M recomputed",
+                "flow_storage": "(u, v) rounded to flow_step_px, 2-channel uint16 JPEG-XL lossless; M recomputed on read",
                 "flow_step_px": self.flow_step_px, "flow_bound_px": flow_bound_px(self.flow_step_px),
                 "flow_effort": self.flow_effort, "rgb_format": self.rgb_format, "rgb_quality": self.rgb_quality,
             },

@@ -12,10 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
 
 from flows.config import ExtractConfig
+from flows.previews import flow_previews_markdown
 from flows.progress import RunProgress
 from storage.flow_store import create_flow_store
 from storage.manifest import read_manifest
@@ -84,6 +85,10 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
                "report": report}
     create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="extract-summary",
                           description="Extraction summary")
+    done = [o["video_id"] for o in outcomes if o["status"] == "complete"]
+    if done:
+        create_markdown_artifact(flow_previews_markdown(store, sorted(done)[:: max(1, len(done) // 6)]),
+                                 key="extract-flow-previews", description="Frames and their flow")
     if failed:
         create_table_artifact([{"video_id": o["video_id"], "error": o["error"]} for o in failed],
                               key="extract-failures", description=f"{len(failed)} videos failed")

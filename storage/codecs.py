@@ -1,11 +1,12 @@
 """Zarr v3 codecs for im2flow's arrays: compact, documented, and registered on import.
 
 `im2flow.flow_image` stores the 3-channel flow image (sin θ, cos θ, M) of one frame as its flow
-(u, v) rounded to multiples of `step_px` (default 1/16 px: end-point error ≤ 0.044 px, mean
-≈ 0.024 px) in two 16-bit planes compressed losslessly with JPEG-XL. M is not stored twice: it is
-recomputed on decode, so the array still reads back as the full 3-channel image. The quantised
-range is ±(32767 · step_px) px per component (±2048 px at 1/16 px); larger values are clipped,
-which the writer counts and records. See docs/storage.md for the measurements behind the choice.
+(u, v) rounded to multiples of `step_px` (default 1/18 px: end-point error ≤ 0.040 px, mean
+≈ 0.021 px), as one 2-channel 16-bit image (u, v interleaved) compressed losslessly with JPEG-XL.
+M is not stored twice: it is recomputed on decode, so the array still reads back as the full
+3-channel image. The quantised range is ±(32767 · step_px) px per component (±1820 px at
+1/18 px); larger values are clipped, which the writer counts and records. See docs/storage.md
+for the measurements behind the choice.
 
 `im2flow.image` stores RGB frames as JPEG (quality 95 by default) or losslessly as PNG.
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 _MAGIC = b"I2F1"
 _OFFSET = 32768  # int16 range shifted into uint16, which JPEG-XL codes losslessly
+DEFAULT_FLOW_STEP_PX = 1 / 18
 
 
 def _pack(planes: list[bytes]) -> bytes:
@@ -64,10 +66,10 @@ class FlowImageCodec(ArrayBytesCodec):
     """Array→bytes codec for `(..., H, W, 3) float32` flow images; see the module docstring."""
 
     is_fixed_size = False
-    step_px: float = 1 / 16
+    step_px: float = DEFAULT_FLOW_STEP_PX
     effort: int = 7
 
-    def __init__(self, *, step_px: float = 1 / 16, effort: int = 7) -> None:
+    def __init__(self, *, step_px: float = DEFAULT_FLOW_STEP_PX, effort: int = 7) -> None:
         if step_px <= 0:
             raise ValueError(f"step_px must be > 0, got {step_px}")
         if not 1 <= effort <= 10:
@@ -86,26 +88,25 @@ class FlowImageCodec(ArrayBytesCodec):
         return {"name": "im2flow.flow_image", "configuration": {"step_px": self.step_px, "effort": self.effort}}
 
     def encode_frames(self, images: np.ndarray) -> bytes:
-        """Encode flow images `(..., H, W, 3)` into one blob (u, v planes per frame)."""
+        """Encode flow images `(..., H, W, 3)` into one blob (one 2-channel u, v image per frame)."""
         images = np.asarray(images, dtype=np.float32)
         frames = images.reshape((-1,) + images.shape[-3:])
         planes = []
         for image in frames:
             levels = np.clip(quantize_flow(decode_flow(image), self.step_px), -(_OFFSET - 1), _OFFSET - 1)
-            for channel in range(2):
-                plane = np.ascontiguousarray(levels[..., channel] + _OFFSET, dtype=np.uint16)
-                planes.append(imagecodecs.jpegxl_encode(plane, lossless=True, effort=self.effort))
+            # Interleaved (H, W, 2) codes ~5 % smaller and faster than two separate planes (measured).
+            pair = np.ascontiguousarray(levels + _OFFSET, dtype=np.uint16)
+            planes.append(imagecodecs.jpegxl_encode(pair, lossless=True, effort=self.effort))
         return _pack(planes)
 
     def decode_frames(self, blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
         """Decode a blob back into flow images of `shape` `(..., H, W, 3)` float32."""
         planes = _unpack(blob)
         height, width = shape[-3], shape[-2]
-        n_frames = len(planes) // 2
-        out = np.empty((n_frames, height, width, 3), np.float32)
-        for k in range(n_frames):
-            u, v = (imagecodecs.jpegxl_decode(planes[2 * k + c]).astype(np.int32) - _OFFSET for c in range(2))
-            out[k] = encode_flow(dequantize_flow(np.stack([u, v], axis=-1), self.step_px))
+        out = np.empty((len(planes), height, width, 3), np.float32)
+        for k, plane in enumerate(planes):
+            levels = imagecodecs.jpegxl_decode(plane).astype(np.int32) - _OFFSET  # (H, W, 2) u, v
+            out[k] = encode_flow(dequantize_flow(levels, self.step_px))
         return out.reshape(shape)
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:

@@ -28,7 +28,7 @@ import zarr
 import zarr.errors
 
 from im2flow_core.flow_encoding import decode_flow
-from storage.codecs import FlowImageCodec, ImageCodec
+from storage.codecs import FlowImageCodec, ImageCodec, flow_bound_px
 from storage.paths import exists, filesystem, flows_url, join
 
 STORE_FORMAT_VERSION = 1
@@ -82,7 +82,7 @@ class VideoWriter:
         self._written = {"rgb": 0, "flow": 0}
         self._frame_shape: tuple[int, int] | None = None
         self._n_clipped = 0
-        self._bound = flow_codec.step_px * 32767
+        self._bound = flow_bound_px(flow_codec.step_px)
 
     def append(self, rgb: np.ndarray, flow_image: np.ndarray | None) -> None:
         """Add frame t `(H, W, 3) uint8` and its flow image `(H, W, 3) float32`, or None past the end."""

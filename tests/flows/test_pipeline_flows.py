@@ -87,3 +87,34 @@ def test_cli_reports_config_errors_clearly(tmp_path):
     assert result.exit_code == 2 and "step" in result.output
     result = CliRunner().invoke(app, ["extract", "--work-dir", str(tmp_path), "--size", "64by48"])
     assert result.exit_code == 2 and "size" in result.output
+
+
+def test_cli_extract_on_a_dask_address_publishes_artifacts(tmp_path, prefect_harness, dask_address):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    root, work = tmp_path / "data", str(tmp_path / "work")
+    (root / "Pan").mkdir(parents=True)
+    for k in range(2):
+        write_video(root / "Pan" / f"clip{k}.avi", panning_frames(5, 40, 56, dx=1), "MJPG")
+    (root / "Pan" / "bad.avi").write_bytes(b"not a video")
+    cli = CliRunner()
+    result = cli.invoke(app, ["extract", "--work-dir", work])
+    assert result.exit_code == 2 and "im2flow ingest" in result.output  # no manifest yet: a clear error
+    result = cli.invoke(app, ["ingest", str(root), "--work-dir", work, "--dask-address", dask_address])
+    assert result.exit_code == 0, result.output
+    result = cli.invoke(app, ["extract", "--work-dir", work, "--dask-address", dask_address, "--algorithm", "dis",
+                              "--size", "48x32", "--param", "preset=fast", "--step", "2"])
+    assert result.exit_code == 0, result.output
+    store = open_flow_store(work)
+    assert store.config["algorithm"] == "dis" and store.config["params"]["preset"] == "fast"
+    assert store.record("Pan/clip0").n_flows == 3 and (store.record("Pan/clip0").width, store.record("Pan/clip0").height) == (48, 32)
+    keys = ["extract-summary", "extract-progress", "extract-flow-previews", "ingest-failures"]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    latest = {a.key: a for a in sorted(artifacts, key=lambda a: a.created)}
+    assert set(latest) == set(keys)
+    assert latest["extract-progress"].data == 100.0
+    assert "data:image/png;base64," in latest["extract-flow-previews"].data
+    assert "Pan/bad" in str(latest["ingest-failures"].data)
+    assert "flows_per_s" in str(latest["extract-summary"].data)

@@ -18,12 +18,18 @@ def test_flow_codec_precision_up_to_its_bound():
     flow = rng.uniform(-60, 60, (2, 24, 32, 2)).astype(np.float32)
     flow[0, :4] = 0.0
     flow[1, 0, 0] = [2000.0, -2000.0]  # far out, still below the ±2047.9 px bound: not clipped
+    flow[1, 0, 1] = [-3000.0, 10.0]  # beyond the bound: clipped to it
     back = codec.decode_frames(codec.encode_frames(encode_flow(flow)), (2, 24, 32, 3))
     assert back.shape == (2, 24, 32, 3) and back.dtype == np.float32
-    err = np.linalg.norm(decode_flow(back) - flow, axis=-1)
+    decoded = decode_flow(back)
+    assert decoded[1, 0, 1, 0] == pytest.approx(-2047.9375) and decoded[1, 0, 1, 1] == pytest.approx(10.0)
+    flow[1, 0, 1] = decoded[1, 0, 1]
+    err = np.linalg.norm(decoded - flow, axis=-1)
     assert err.max() < 0.1 and err.max() <= (1 / 16) / np.sqrt(2) + 1e-4
     np.testing.assert_array_equal(back[0, :4], 0.0)  # zero motion stays exactly zero, no direction
     assert flow_bound_px(1 / 16) == pytest.approx(2047.9375)
+    default = FlowImageCodec()
+    assert default.step_px == pytest.approx(1 / 18) and flow_bound_px(default.step_px) > 1800
 
 
 def test_store_round_trip_alignment_and_sharding(tmp_path):
@@ -94,3 +100,15 @@ def test_different_configs_get_different_stores_and_selection(tmp_path):
 def test_video_keys_are_reversible_and_safe():
     assert video_key("Class/v_a b%") == "v-Class+2fv_a+20b+25"
     assert video_key("a/b") != video_key("a_b")
+
+
+def test_clipped_flow_is_counted_not_silent(tmp_path):
+    config = {**CONFIG, "encoding": {**CONFIG["encoding"], "flow_step_px": 0.01}}  # bound 327.67 px
+    store = create_flow_store(str(tmp_path), config, {})
+    writer = store.begin_video("v", label="A", split="train", source_size=1, source_mtime=0.0)
+    flow = np.zeros((8, 8, 2), np.float32)
+    flow[0, :3, 0] = 400.0
+    writer.append(np.zeros((8, 8, 3), np.uint8), encode_flow(flow))
+    writer.append(np.zeros((8, 8, 3), np.uint8), None)
+    writer.append(np.zeros((8, 8, 3), np.uint8), None)
+    assert writer.finish().n_clipped == 3
