@@ -29,7 +29,7 @@ from flows.config import ExtractConfig
 from flows.extract import library_versions
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.optical_flow import create_estimator
-from storage.codecs import DEFAULT_FLOW_STEP_PX, FlowImageCodec
+from storage.codecs import FlowImageCodec
 from storage.flow_store import create_flow_store
 from tasks.extract import extract_one
 from tasks.ingest import probe_entry
@@ -160,17 +160,24 @@ def report_compactness(scene: str, clips: list[list[np.ndarray]], store_bytes: i
     print(f"{'encoding':58s} {'B/px':>6s} {'×jpeg':>6s} {'mean err':>9s} {'÷jpeg':>6s} {'max err':>8s}")
     print(f"{'denseflow JPEG pair (±20 px clip, q95)':58s} {jp_bytes:6.3f} {1:6.2f} {jp_err.mean():9.4f} "
           f"{1:6.2f} {jp_err.max():8.3f}")
-    variants = [(DEFAULT_FLOW_STEP_PX, 7, True), (1 / 16, 7, False), (1 / 20, 7, False), (1 / 10, 7, False),
-                (DEFAULT_FLOW_STEP_PX, 9, False)]
-    for step, effort, is_default in variants:
-        codec = FlowImageCodec(step_px=step, effort=effort)
+    variants = [("bounded ≤0.085 px, JPEG-XL d=0.02 + residual [default]", {"mode": "bounded"}, True),
+                ("bounded ≤0.085 px, d=0.01", {"mode": "bounded", "distance": 0.01}, False),
+                ("bounded ≤0.085 px, d=0.04", {"mode": "bounded", "distance": 0.04}, False),
+                ("bounded ≤0.05 px, d=0.02", {"mode": "bounded", "max_error_px": 0.05}, False),
+                ("quantized 1/16 px, JPEG-XL lossless", {"mode": "quantized", "step_px": 1 / 16}, False),
+                ("quantized 1/18 px, JPEG-XL lossless", {"mode": "quantized", "step_px": 1 / 18}, False)]
+    for name, compression, is_default in variants:
+        codec = FlowImageCodec(**compression)
+        started = time.perf_counter()
         blobs = [codec.encode_frames(encode_flow(f)[None]) for f in flows]
+        encode_ms = (time.perf_counter() - started) / len(flows) * 1e3
+        started = time.perf_counter()
         back = [codec.decode_frames(b, (1, HEIGHT, WIDTH, 3))[0] for b in blobs]
+        decode_ms = (time.perf_counter() - started) / len(flows) * 1e3
         err = np.concatenate([np.linalg.norm(decode_flow(b) - f, axis=-1).ravel() for b, f in zip(back, flows)])
         size = np.mean([len(b) for b in blobs]) / n_px
-        name = f"(u,v) 1/{round(1 / step)} px, JPEG-XL lossless effort {effort}" + (" [default]" if is_default else "")
         print(f"{name:58s} {size:6.3f} {size / jp_bytes:6.2f} {err.mean():9.4f} {err.mean() / jp_err.mean():6.2f} "
-              f"{err.max():8.3f}")
+              f"{err.max():8.3f}   enc {encode_ms:4.0f} ms, dec {decode_ms:3.0f} ms")
         if is_default and store_bytes is not None:
             disk = store_bytes / len(flows) / n_px
             print(f"{'  the same, bytes on disk in the store (with shard index)':58s} {disk:6.3f} {disk / jp_bytes:6.2f}")

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from im2flow_core.flow_encoding import CHANNEL_NAMES, ZERO_MAGNITUDE_PX
 from im2flow_core.optical_flow import (DISParams, FarnebackParams, FlowAlgorithm, TVL1Params,
                                        implementation_name)
-from storage.codecs import DEFAULT_FLOW_STEP_PX, flow_bound_px
+from storage.flow_compression import flow_compression
 from storage.datasets import DatasetLayout
 
 
@@ -62,8 +62,12 @@ class ExtractConfig(ComputeConfig):
     step: int = Field(1, ge=1, description="K: flow t goes from sampled frame t to t + K")
     frame_stride: int = Field(1, ge=1, description="keep every S-th decoded frame")
     max_frames: int | None = Field(None, ge=2, description="keep at most this many sampled frames per video")
-    flow_step_px: float = Field(DEFAULT_FLOW_STEP_PX, gt=0, le=0.5, description="flow quantisation step in px")
-    flow_effort: int = Field(7, ge=1, le=10, description="JPEG-XL effort of the flow codec")
+    flow_codec: Literal["bounded", "quantized"] = Field("bounded", description="see docs/storage.md")
+    flow_max_error_px: float = Field(0.085, description="bounded: largest end-point error of stored flow")
+    flow_bound_px: float = Field(128.0, description="bounded: largest |u|, |v| stored unclipped")
+    flow_distance: float = Field(0.02, description="bounded: JPEG-XL distance of the lossy layer")
+    flow_step_px: float = Field(1 / 18, description="quantized: rounding step in px")
+    flow_effort: int = Field(7, description="JPEG-XL effort (1-10) of the flow codec")
     rgb_format: Literal["jpeg", "png"] = "jpeg"
     rgb_quality: int = Field(95, ge=1, le=100)
     shard_frames: int = Field(32, ge=1, description="frames per shard file")
@@ -81,10 +85,18 @@ class ExtractConfig(ComputeConfig):
         return value
 
     @model_validator(mode="after")
-    def _check_size(self) -> ExtractConfig:
+    def _check_size_and_codec(self) -> ExtractConfig:
         if self.size is not None and min(self.size) < 8:
             raise ValueError(f"size must be at least 8x8, got {self.size}")
+        flow_compression(self.flow_codec_config())  # raises ValueError naming the bad parameter
         return self
+
+    def flow_codec_config(self) -> dict[str, Any]:
+        """Configuration of the flow store's flow compression (storage.flow_compression)."""
+        if self.flow_codec == "quantized":
+            return {"mode": "quantized", "step_px": self.flow_step_px, "effort": self.flow_effort}
+        return {"mode": "bounded", "max_error_px": self.flow_max_error_px, "bound_px": self.flow_bound_px,
+                "distance": self.flow_distance, "effort": self.flow_effort}
 
     def algorithm_params(self) -> TVL1Params | DISParams | FarnebackParams:
         """The parameter model of the chosen algorithm."""
@@ -102,9 +114,10 @@ class ExtractConfig(ComputeConfig):
             "encoding": {
                 "channels": list(CHANNEL_NAMES),
                 "zero_magnitude": f"F1 = F2 = 0 where M < {ZERO_MAGNITUDE_PX} px",
-                "flow_storage": "(u, v) rounded to flow_step_px, 2-channel uint16 JPEG-XL lossless; M recomputed on read",
-                "flow_step_px": self.flow_step_px, "flow_bound_px": flow_bound_px(self.flow_step_px),
-                "flow_effort": self.flow_effort, "rgb_format": self.rgb_format, "rgb_quality": self.rgb_quality,
+                "flow_storage": "(u, v) compressed by storage.flow_compression; M recomputed on read",
+                "flow_codec": self.flow_codec_config(),
+                "flow_bound_px": flow_compression(self.flow_codec_config()).bound_px,
+                "rgb_format": self.rgb_format, "rgb_quality": self.rgb_quality,
             },
         }
 

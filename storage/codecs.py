@@ -1,12 +1,9 @@
 """Zarr v3 codecs for im2flow's arrays: compact, documented, and registered on import.
 
 `im2flow.flow_image` stores the 3-channel flow image (sin θ, cos θ, M) of one frame as its flow
-(u, v) rounded to multiples of `step_px` (default 1/18 px: end-point error ≤ 0.040 px, mean
-≈ 0.021 px), as one 2-channel 16-bit image (u, v interleaved) compressed losslessly with JPEG-XL.
-M is not stored twice: it is recomputed on decode, so the array still reads back as the full
-3-channel image. The quantised range is ±(32767 · step_px) px per component (±1820 px at
-1/18 px); larger values are clipped, which the writer counts and records. See docs/storage.md
-for the measurements behind the choice.
+(u, v), compressed by `storage.flow_compression` (by default with a guaranteed end-point error
+≤ 0.085 px). M is not stored twice: it is recomputed on decode, so the array still reads back as
+the full 3-channel image. See docs/storage.md for the measurements behind the choice.
 
 `im2flow.image` stores RGB frames as JPEG (quality 95 by default) or losslessly as PNG.
 
@@ -18,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import imagecodecs
 import numpy as np
@@ -27,7 +24,8 @@ from zarr.core.buffer import Buffer, NDBuffer
 from zarr.core.common import JSON, parse_named_configuration
 from zarr.registry import register_codec
 
-from im2flow_core.flow_encoding import dequantize_flow, encode_flow, decode_flow, quantize_flow
+from im2flow_core.flow_encoding import decode_flow, encode_flow
+from storage.flow_compression import flow_compression
 
 if TYPE_CHECKING:
     from typing import Self
@@ -35,8 +33,6 @@ if TYPE_CHECKING:
     from zarr.core.array_spec import ArraySpec
 
 _MAGIC = b"I2F1"
-_OFFSET = 32768  # int16 range shifted into uint16, which JPEG-XL codes losslessly
-DEFAULT_FLOW_STEP_PX = 1 / 18
 
 
 def _pack(planes: list[bytes]) -> bytes:
@@ -56,57 +52,48 @@ def _unpack(blob: bytes) -> list[bytes]:
     return planes
 
 
-def flow_bound_px(step_px: float) -> float:
-    """Largest |u| or |v| (px) the flow codec stores without clipping at quantisation `step_px`."""
-    return (_OFFSET - 1) * step_px
-
-
 @dataclass(frozen=True)
 class FlowImageCodec(ArrayBytesCodec):
-    """Array→bytes codec for `(..., H, W, 3) float32` flow images; see the module docstring."""
+    """Array→bytes codec for `(..., H, W, 3) float32` flow images; `compression` says how."""
 
     is_fixed_size = False
-    step_px: float = DEFAULT_FLOW_STEP_PX
-    effort: int = 7
+    compression: tuple[tuple[str, Any], ...]  # sorted (key, value) pairs: hashable, like every zarr codec
 
-    def __init__(self, *, step_px: float = DEFAULT_FLOW_STEP_PX, effort: int = 7) -> None:
-        if step_px <= 0:
-            raise ValueError(f"step_px must be > 0, got {step_px}")
-        if not 1 <= effort <= 10:
-            raise ValueError(f"JPEG-XL effort must be in 1..10, got {effort}")
-        object.__setattr__(self, "step_px", float(step_px))
-        object.__setattr__(self, "effort", int(effort))
+    def __init__(self, **compression: Any) -> None:
+        impl = flow_compression(compression)  # validates
+        object.__setattr__(self, "compression", tuple(sorted(impl.config().items())))
+        object.__setattr__(self, "_impl", impl)
+
+    @property
+    def bound_px(self) -> float:
+        """Largest |u| or |v| (px) stored without clipping."""
+        return self._impl.bound_px  # type: ignore[attr-defined,no-any-return]
 
     @classmethod
     def from_dict(cls, data: dict[str, JSON]) -> Self:
         """Build from zarr metadata."""
         _, config = parse_named_configuration(data, "im2flow.flow_image")
-        return cls(**config)  # type: ignore[arg-type]
+        return cls(**config)
 
     def to_dict(self) -> dict[str, JSON]:
         """Zarr metadata for this codec."""
-        return {"name": "im2flow.flow_image", "configuration": {"step_px": self.step_px, "effort": self.effort}}
+        return {"name": "im2flow.flow_image", "configuration": dict(self.compression)}
 
     def encode_frames(self, images: np.ndarray) -> bytes:
-        """Encode flow images `(..., H, W, 3)` into one blob (one 2-channel u, v image per frame)."""
+        """Encode flow images `(..., H, W, 3)` into one blob."""
         images = np.asarray(images, dtype=np.float32)
-        frames = images.reshape((-1,) + images.shape[-3:])
-        planes = []
-        for image in frames:
-            levels = np.clip(quantize_flow(decode_flow(image), self.step_px), -(_OFFSET - 1), _OFFSET - 1)
-            # Interleaved (H, W, 2) codes ~5 % smaller and faster than two separate planes (measured).
-            pair = np.ascontiguousarray(levels + _OFFSET, dtype=np.uint16)
-            planes.append(imagecodecs.jpegxl_encode(pair, lossless=True, effort=self.effort))
+        planes: list[bytes] = []
+        for image in images.reshape((-1,) + images.shape[-3:]):
+            frame_planes = self._impl.encode(decode_flow(image))  # type: ignore[attr-defined]
+            planes.append(_pack(frame_planes))
         return _pack(planes)
 
     def decode_frames(self, blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
         """Decode a blob back into flow images of `shape` `(..., H, W, 3)` float32."""
-        planes = _unpack(blob)
-        height, width = shape[-3], shape[-2]
-        out = np.empty((len(planes), height, width, 3), np.float32)
-        for k, plane in enumerate(planes):
-            levels = imagecodecs.jpegxl_decode(plane).astype(np.int32) - _OFFSET  # (H, W, 2) u, v
-            out[k] = encode_flow(dequantize_flow(levels, self.step_px))
+        frames = _unpack(blob)
+        out = np.empty((len(frames),) + tuple(shape[-3:]), np.float32)
+        for k, frame in enumerate(frames):
+            out[k] = encode_flow(self._impl.decode(_unpack(frame)))  # type: ignore[attr-defined]
         return out.reshape(shape)
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:

@@ -28,7 +28,7 @@ import zarr
 import zarr.errors
 
 from im2flow_core.flow_encoding import decode_flow
-from storage.codecs import FlowImageCodec, ImageCodec, flow_bound_px
+from storage.codecs import FlowImageCodec, ImageCodec
 from storage.paths import exists, filesystem, flows_url, join
 
 STORE_FORMAT_VERSION = 1
@@ -82,7 +82,7 @@ class VideoWriter:
         self._written = {"rgb": 0, "flow": 0}
         self._frame_shape: tuple[int, int] | None = None
         self._n_clipped = 0
-        self._bound = flow_bound_px(flow_codec.step_px)
+        self._bound = flow_codec.bound_px
 
     def append(self, rgb: np.ndarray, flow_image: np.ndarray | None) -> None:
         """Add frame t `(H, W, 3) uint8` and its flow image `(H, W, 3) float32`, or None past the end."""
@@ -223,7 +223,7 @@ class FlowStore:
         enc = self.meta["config"]["encoding"]
         return VideoWriter(group, self.step, shard_frames,
                            ImageCodec(format=enc["rgb_format"], quality=enc["rgb_quality"]),
-                           FlowImageCodec(step_px=enc["flow_step_px"], effort=enc["flow_effort"]))
+                           FlowImageCodec(**enc["flow_codec"]))
 
     def _complete_group(self, video_id: str) -> zarr.Group:
         group = self._video_group(video_id)

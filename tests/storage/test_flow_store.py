@@ -1,35 +1,48 @@
+import cv2
 import numpy as np
 import pytest
 import zarr
 
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from storage import FlowStoreError, open_flow_store
-from storage.codecs import FlowImageCodec, flow_bound_px
+from storage.codecs import FlowImageCodec
 from storage.flow_store import config_fingerprint, create_flow_store, video_key
 
 CONFIG = {"algorithm": "tvl1", "params": {"warps": 5}, "step": 2, "frame_stride": 1, "max_frames": None,
           "resize": {"short_side": 64, "size": None},
-          "encoding": {"flow_step_px": 1 / 16, "flow_effort": 3, "rgb_format": "png", "rgb_quality": 95}}
+          "encoding": {"flow_codec": {"mode": "bounded", "effort": 3}, "rgb_format": "png", "rgb_quality": 95}}
 
 
-def test_flow_codec_precision_up_to_its_bound():
-    codec = FlowImageCodec(step_px=1 / 16, effort=3)
+@pytest.mark.parametrize("compression,max_epe", [({"mode": "bounded"}, 0.085),
+                                                  ({"mode": "bounded", "max_error_px": 0.02, "distance": 0.5}, 0.02),
+                                                  ({"mode": "quantized", "step_px": 1 / 16}, 0.0442)])
+def test_flow_codec_error_is_bounded_up_to_its_bound(compression, max_epe):
+    codec = FlowImageCodec(**compression, effort=3)
     rng = np.random.default_rng(0)
-    flow = rng.uniform(-60, 60, (2, 24, 32, 2)).astype(np.float32)
+    smooth = cv2.resize(rng.normal(0, 8, (6, 8, 2)).astype(np.float32), (64, 48), interpolation=cv2.INTER_CUBIC)
+    flow = np.stack([smooth, rng.uniform(-60, 60, (48, 64, 2)).astype(np.float32)])  # smooth and noisy fields
     flow[0, :4] = 0.0
-    flow[1, 0, 0] = [2000.0, -2000.0]  # far out, still below the ±2047.9 px bound: not clipped
-    flow[1, 0, 1] = [-3000.0, 10.0]  # beyond the bound: clipped to it
-    back = codec.decode_frames(codec.encode_frames(encode_flow(flow)), (2, 24, 32, 3))
-    assert back.shape == (2, 24, 32, 3) and back.dtype == np.float32
+    bound = codec.bound_px
+    flow[1, 0, 0] = [bound - 0.01, -(bound - 0.01)]  # far out, still within the bound: not clipped
+    flow[1, 0, 1] = [-(bound + 50), 10.0]  # beyond it: clipped to the bound
+    back = codec.decode_frames(codec.encode_frames(encode_flow(flow)), (2, 48, 64, 3))
+    assert back.shape == (2, 48, 64, 3) and back.dtype == np.float32
     decoded = decode_flow(back)
-    assert decoded[1, 0, 1, 0] == pytest.approx(-2047.9375) and decoded[1, 0, 1, 1] == pytest.approx(10.0)
-    flow[1, 0, 1] = decoded[1, 0, 1]
+    assert abs(decoded[1, 0, 1, 0] + bound) <= max_epe and abs(decoded[1, 0, 1, 1] - 10.0) <= max_epe
+    flow[1, 0, 1, 0] = -bound
     err = np.linalg.norm(decoded - flow, axis=-1)
-    assert err.max() < 0.1 and err.max() <= (1 / 16) / np.sqrt(2) + 1e-4
-    np.testing.assert_array_equal(back[0, :4], 0.0)  # zero motion stays exactly zero, no direction
-    assert flow_bound_px(1 / 16) == pytest.approx(2047.9375)
-    default = FlowImageCodec()
-    assert default.step_px == pytest.approx(1 / 18) and flow_bound_px(default.step_px) > 1800
+    assert err.max() <= max_epe + 1e-4, err.max()
+    assert err.max() < 0.1
+    assert np.abs(decoded[0, :4]).max() <= max_epe
+    assert codec == FlowImageCodec.from_dict(codec.to_dict()) and hash(codec) == hash(FlowImageCodec.from_dict(codec.to_dict()))
+
+
+def test_flow_codec_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="max_error_px"):
+        FlowImageCodec(mode="bounded", max_error_px=5)
+    with pytest.raises(ValueError, match="unknown flow compression mode"):
+        FlowImageCodec(mode="zip")
+    assert FlowImageCodec().bound_px == pytest.approx(128.0)
 
 
 def test_store_round_trip_alignment_and_sharding(tmp_path):
@@ -49,7 +62,7 @@ def test_store_round_trip_alignment_and_sharding(tmp_path):
     for t in (0, 4, n - step - 1):
         rgb, flow = reader.read_pair("A/clip 1", t)
         np.testing.assert_array_equal(rgb, frames[t])  # PNG: lossless
-        assert np.abs(flow - flows[t]).max() < 0.05
+        assert np.linalg.norm(flow - flows[t], axis=-1).max() <= 0.085 + 1e-4  # the default bounded codec
     with pytest.raises(IndexError):
         reader.read_pair("A/clip 1", n - step)
     array = zarr.open_group(reader.url, mode="r")[f"videos/{video_key('A/clip 1')}/flow"]
@@ -103,7 +116,7 @@ def test_video_keys_are_reversible_and_safe():
 
 
 def test_clipped_flow_is_counted_not_silent(tmp_path):
-    config = {**CONFIG, "encoding": {**CONFIG["encoding"], "flow_step_px": 0.01}}  # bound 327.67 px
+    config = {**CONFIG, "encoding": {**CONFIG["encoding"], "flow_codec": {"mode": "bounded", "bound_px": 300}}}
     store = create_flow_store(str(tmp_path), config, {})
     writer = store.begin_video("v", label="A", split="train", source_size=1, source_mtime=0.0)
     flow = np.zeros((8, 8, 2), np.float32)

@@ -30,7 +30,7 @@ def test_extract_one_writes_aligned_flow_equal_to_direct_tvl1(tmp_path):
         rgb, flow = reader.read_pair("A/clip", t)
         np.testing.assert_array_equal(rgb.shape, (48, 64, 3))
         direct = estimator.calc(gray[t], gray[t + 2])  # from sampled frame t to t + K
-        assert np.abs(flow - direct).max() < 0.05
+        assert np.linalg.norm(flow - direct, axis=-1).max() <= 0.085 + 1e-4  # the store's error bound
         assert -4.6 < np.median(flow[8:-8, 8:-8, 0]) < -3.4  # 1 px/frame to the left × stride 2 × step 2
 
 
