@@ -25,7 +25,7 @@ import numpy as np
 from distributed import Client, LocalCluster
 from sklearn.datasets import load_sample_images
 
-from flows.config import ExtractConfig
+from tasks.config import ExtractConfig
 from flows.extract import library_versions
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.optical_flow import create_estimator

@@ -13,7 +13,7 @@ from rich.table import Table
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no internet: telemetry only logs errors
 
-from flows.config import ConfigError, ExtractConfig, IngestConfig, load_config  # noqa: E402
+from tasks.config import ConfigError, ExtractConfig, IngestConfig, TrainConfig, load_config  # noqa: E402
 from im2flow_core.optical_flow import FlowAlgorithm  # noqa: E402
 from storage.datasets import DatasetError, DatasetLayout  # noqa: E402
 from storage.flow_store import FlowStoreError  # noqa: E402
@@ -98,6 +98,57 @@ def extract(work_dir: WorkDir,
     except (ConfigError, ManifestError, FlowStoreError) as exc:
         _fail(str(exc))
     _print_summary("extract", summary)
+
+
+@app.command()
+def train(work_dir: WorkDir, config: ConfigFile = None,
+          device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda")] = None,
+          epochs: Annotated[Optional[int], typer.Option(help="epochs of G")] = None,
+          batch_size: Annotated[Optional[int], typer.Option()] = None,
+          content_weight: Annotated[Optional[float], typer.Option("--lambda", help="λ; 0 = pixel-only")] = None,
+          phi_weights: Annotated[Optional[Path], typer.Option(help="local φ weights file: skip training φ")] = None,
+          store: Annotated[Optional[str], typer.Option(help="flow-store fingerprint, if several")] = None) -> None:
+    """Train φ on true flow, then G (Im2Flow); log and register the model in MLflow."""
+    from flows.train import train_flow
+    try:
+        base = load_config(TrainConfig, config, "train")
+        overrides: dict[str, Any] = {"device": device, "epochs": epochs, "batch_size": batch_size,
+                                     "store_fingerprint": store}
+        if content_weight is not None:
+            overrides["loss"] = {**base.loss.model_dump(), "content_weight": content_weight}
+        if phi_weights is not None:
+            overrides["phi"] = {**base.phi.model_dump(), "weights": phi_weights}
+        cfg = load_config(TrainConfig, config, "train", **overrides)
+        summary = train_flow(work_dir, cfg)
+    except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    _print_summary("train", summary)
+
+
+@app.command()
+def predict(images: Annotated[list[str], typer.Argument(help="image files (any size)")],
+            out: Annotated[Path, typer.Option("--out", help="output folder")],
+            model: Annotated[Optional[str], typer.Option(help="exported .pt file or MLflow model URI")] = None,
+            work_dir: Annotated[Optional[str], typer.Option("--work-dir", "-w", help="for the default model")] = None,
+            flow_format: Annotated[str, typer.Option("--format", help="npy or flo for (u, v)")] = "npy",
+            device: str = "auto") -> None:
+    """Hallucinate the flow of still images; print each image's motion potential."""
+    from flows.predict import load_generator, predict_images
+    if flow_format not in ("npy", "flo"):
+        _fail(f"--format must be npy or flo, got {flow_format!r}")
+    try:
+        generator = load_generator(model, work_dir)
+        rows = predict_images(images, generator, out, flow_format, device)  # type: ignore[arg-type]
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    table = Table("image", "size", "motion potential (px)", "error")
+    for r in rows:
+        table.add_row(r["image"], f"{r.get('width', '')}×{r.get('height', '')}" if not r["error"] else "",
+                      str(r.get("motion_potential_px", "")), r["error"])
+    console.print(table)
+    console.print(f"outputs in {out}")
+    if any(r["error"] for r in rows):
+        raise typer.Exit(1)
 
 
 @app.command()

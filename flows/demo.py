@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.config import ExtractConfig, IngestConfig
+from tasks.config import ExtractConfig, IngestConfig
 from flows.extract import extract_flow
 from flows.ingest import ingest_flow
 from storage.demo_dataset import write_demo_dataset

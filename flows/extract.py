@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
 
-from flows.config import ExtractConfig
+from tasks.config import ExtractConfig
 from flows.previews import flow_previews_markdown
 from flows.progress import RunProgress
 from storage.flow_store import create_flow_store

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import as_completed
 
-from flows.config import IngestConfig
+from tasks.config import IngestConfig
 from flows.progress import RunProgress
 from storage.datasets import scan_dataset
 from storage.manifest import ManifestError, read_manifest, write_manifest

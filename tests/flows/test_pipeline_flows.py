@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.compute import task_runner
-from flows.config import ExtractConfig, IngestConfig
+from tasks.config import ExtractConfig, IngestConfig
 from flows.extract import extract_flow
 from flows.ingest import ingest_flow
 from storage import open_flow_store

@@ -1,7 +1,7 @@
 import cv2
 import numpy as np
 
-from flows.config import ExtractConfig
+from tasks.config import ExtractConfig
 from flows.extract import library_versions
 from im2flow_core.optical_flow import create_estimator
 from storage import open_flow_store

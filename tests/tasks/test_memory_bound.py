@@ -1,6 +1,6 @@
 import tracemalloc
 
-from flows.config import ExtractConfig
+from tasks.config import ExtractConfig
 from storage.flow_store import create_flow_store
 from tasks.extract import extract_one
 from tasks.ingest import probe_entry

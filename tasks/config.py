@@ -15,6 +15,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from im2flow_core.flow_encoding import CHANNEL_NAMES, ZERO_MAGNITUDE_PX
+from im2flow_core.losses import LossConfig
+from im2flow_core.unet import GeneratorConfig
 from im2flow_core.optical_flow import (DISParams, FarnebackParams, FlowAlgorithm, TVL1Params,
                                        implementation_name)
 from storage.flow_compression import flow_compression
@@ -161,3 +163,60 @@ def load_config(cls: type[Config], yaml_path: str | Path | None = None, section:
         return cls(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, str(yaml_path) if yaml_path else "arguments")) from None
+
+
+class PhiTrainConfig(_StageConfig):
+    """φ, the flow-stream action classifier: architecture and optimisation."""
+
+    weights: Path | None = Field(None, description="local file with φ weights: skip training φ")
+    base_width: int = Field(64, ge=4)
+    blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
+    stem: Literal["imagenet", "small"] = "imagenet"
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(5, ge=1)
+
+
+class TrainConfig(_StageConfig):
+    """`im2flow train`: φ, then G with L = w_pixel · L_pixel + λ · L_content."""
+
+    model_config = SettingsConfigDict(env_prefix="IM2FLOW_TRAIN_")
+    store_fingerprint: str | None = Field(None, description="which flow store, if the work dir has several")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    generator: GeneratorConfig = GeneratorConfig()
+    loss: LossConfig = LossConfig()
+    phi: PhiTrainConfig = PhiTrainConfig()
+    magnitude_scale_px: float | None = Field(None, gt=0, description="default: 99th percentile of training M")
+    load_size: int | None = Field(None, description="short side before the random crop (default input × 286/256)")
+    frames_per_video: int | None = Field(None, ge=1, description="at most this many frames of each video")
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="share of training groups held out for validation")
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    lr_decay_start: int | None = Field(None, ge=0, description="epoch from which the lr decays linearly to 0")
+    patience: int = Field(5, ge=1, description="epochs without a better validation loss before stopping")
+    num_workers: int = Field(1, ge=0, description="DataLoader worker processes")
+    mlflow_tracking_uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI, else W/mlflow.db")
+    experiment: str = "im2flow-train"
+    registered_model: str = "im2flow-generator"
+    model_alias: str = "champion"
+
+    @property
+    def crop_size(self) -> int:
+        """Side of the square crops G trains on (= generator.input_size)."""
+        return self.generator.input_size
+
+    @property
+    def resolved_load_size(self) -> int:
+        """Short side before cropping: `load_size`, or the released code's 286/256 ratio."""
+        return self.load_size or int(round(self.crop_size * 286 / 256))
+
+    def content_dict(self) -> dict[str, Any]:
+        """The fields that determine the trained models (not where or how fast they run)."""
+        skip = {"device", "num_workers", "mlflow_tracking_uri", "experiment", "registered_model", "model_alias",
+                "workers", "dask_address"}
+        return self.model_dump(mode="json", exclude=skip)

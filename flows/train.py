@@ -1,0 +1,85 @@
+"""The train flow: φ on true flow, then G, logged to MLflow and registered with an alias."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import torch
+from mlflow.tracking import MlflowClient
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from im2flow_core.unet import GeneratorConfig, UNetGenerator
+from storage import open_flow_store
+from storage.checkpoints import load_checkpoint, load_json, save_json
+from storage.flow_store import config_fingerprint
+from storage.paths import join
+from tasks.config import TrainConfig
+from tasks.tracking import check_tracking, default_tracking_uri, flatten, git_commit, tracked_run
+from tasks.train import train_generator, train_phi
+from tasks.train_data import estimate_magnitude_scale, make_datasets, select_training_data
+
+
+def load_generator_export(path: str) -> UNetGenerator:
+    """G from an exported `generator_final.pt` (tensors and plain data only: weights_only)."""
+    blob = load_checkpoint(path)
+    if blob is None or blob.get("kind") != "im2flow-generator":
+        raise ValueError(f"{path} is not an exported im2flow generator")
+    model = UNetGenerator(GeneratorConfig(**blob["generator_config"]))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()
+
+
+@flow(name="train", flow_run_name="train-{config.generator.input_size}px", log_prints=True)
+def train_flow(work_dir: str, config: TrainConfig = TrainConfig()) -> dict[str, Any]:
+    """Train φ (unless given) and G on the flow store of `work_dir`; resumable; returns a summary.
+
+    Re-running with the same configuration continues from the last checkpoints; a finished run is
+    not trained or registered again.
+    """
+    logger = get_run_logger()
+    tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
+    check_tracking(tracking_uri)  # before any long work
+    store = open_flow_store(work_dir, config.store_fingerprint)
+    data = select_training_data(store, config.val_fraction, config.seed)
+    fingerprint = config_fingerprint({"store": store.fingerprint, **config.content_dict()})
+    run_dir = join(work_dir, "train", fingerprint)
+    record = load_json(join(run_dir, "run.json")) or {}
+    if "magnitude_scale_px" not in record:
+        probe, _ = make_datasets(store, data, config.crop_size, config.resolved_load_size, 1.0, config.seed,
+                                 config.frames_per_video)
+        record["magnitude_scale_px"] = config.magnitude_scale_px or round(estimate_magnitude_scale(probe), 3)
+    scale = float(record["magnitude_scale_px"])
+    logger.info("training on %d train / %d validation videos, %d labels; magnitude scale %.3f px; run dir %s",
+                len(data.train_videos), len(data.val_videos), len(data.labels), scale, run_dir)
+    tags = {"dataset": store.url.rsplit("/flows/", 1)[0], "store_fingerprint": store.fingerprint,
+            "train_fingerprint": fingerprint, "git_commit": git_commit()}
+    with tracked_run(tracking_uri, config.experiment, "train", run_id=record.get("parent_run_id"), tags=tags) as parent:
+        if "parent_run_id" not in record:
+            mlflow.log_params(flatten({**config.content_dict(), "device": config.device,
+                                       "magnitude_scale_px_resolved": scale}))
+            record["parent_run_id"] = parent.info.run_id
+            save_json(join(run_dir, "run.json"), record)
+        phi = train_phi(config, data, run_dir, tracking_uri, parent.info.run_id, scale)
+        gen = train_generator(config, data, run_dir, tracking_uri, parent.info.run_id, scale,
+                              phi["path"] if config.loss.content_weight > 0 else None)
+        if "model_version" not in record:
+            generator = load_generator_export(gen["path"])
+            with tracked_run(tracking_uri, config.experiment, "generator", run_id=gen["run_id"]):
+                info = mlflow.pytorch.log_model(
+                    generator, name="generator", registered_model_name=config.registered_model,
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+                mlflow.log_artifact(gen["path"].removeprefix("file://"), "export")
+            version = str(info.registered_model_version)
+            MlflowClient(tracking_uri).set_registered_model_alias(config.registered_model, config.model_alias, version)
+            record.update(model_version=version, model_uri=f"models:/{config.registered_model}@{config.model_alias}")
+            save_json(join(run_dir, "run.json"), record)
+    summary = {"run_dir": run_dir, "tracking_uri": tracking_uri, "parent_run_id": record["parent_run_id"],
+               "phi_val_acc": phi.get("val_acc"), "generator_epochs": gen["epochs"],
+               "generator_best_val_loss": round(gen["best_val_loss"], 5), "stopped_early": gen["stopped_early"],
+               "model_uri": record["model_uri"], "model_version": record["model_version"], "export": gen["path"],
+               "magnitude_scale_px": scale}
+    create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="train-summary",
+                          description="Training summary")
+    return summary

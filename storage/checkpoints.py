@@ -1,0 +1,57 @@
+"""Training checkpoints: torch files written atomically, read back with weights_only=True.
+
+A checkpoint is a dict of tensors and plain data (state dicts, the fit state, the config, the
+MLflow run id), so loading it never unpickles code. Written to a temporary name, then renamed:
+an interrupted save never leaves a half-written checkpoint under the real name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from typing import Any
+
+import torch
+
+from storage.paths import ensure_dir, exists, filesystem
+
+
+def save_checkpoint(url: str, payload: dict[str, Any]) -> None:
+    """Write `payload` to `url` (local path or fsspec URL) atomically."""
+    fs, path = filesystem(url)
+    ensure_dir(url.rsplit("/", 1)[0])
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with fs.open(tmp, "wb") as handle:
+        handle.write(buffer.getvalue())
+    fs.mv(tmp, path)
+
+
+def load_checkpoint(url: str) -> dict[str, Any] | None:
+    """The checkpoint at `url`, or None if there is none."""
+    if not exists(url):
+        return None
+    fs, path = filesystem(url)
+    with fs.open(path, "rb") as handle:
+        return torch.load(io.BytesIO(handle.read()), map_location="cpu", weights_only=True)
+
+
+def save_json(url: str, data: dict[str, Any]) -> None:
+    """Write a small JSON record (e.g. a training run's ids) atomically."""
+    fs, path = filesystem(url)
+    ensure_dir(url.rsplit("/", 1)[0])
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with fs.open(tmp, "w") as handle:
+        json.dump(data, handle, indent=2)
+    fs.mv(tmp, path)
+
+
+def load_json(url: str) -> dict[str, Any] | None:
+    """The JSON record at `url`, or None if there is none."""
+    if not exists(url):
+        return None
+    fs, path = filesystem(url)
+    with fs.open(path, "r") as handle:
+        return json.load(handle)

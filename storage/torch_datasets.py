@@ -1,0 +1,95 @@
+"""torch Datasets over a flow store: O(1) random access to (frame, flow, label) samples.
+
+Each sample is one frame t of one video: `rgb (3, S, S) float32` in [-1, 1], `flow (3, S, S)
+float32` in model space (sin θ, cos θ, M / magnitude_scale_px) and `label` (int64). The store is
+opened lazily in each DataLoader worker process (never pickled open), and each video's arrays are
+cached per worker after their first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset
+
+from im2flow_core.flow_encoding import decode_flow, encode_flow
+from im2flow_core.inference import rgb_to_tensor
+from storage.flow_store import FlowStore, open_flow_store, video_key
+
+PairTransform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample's address: a video, a flow index t, and the label index."""
+
+    video_id: str
+    t: int
+    label: int
+
+
+def sample_index(store: FlowStore, video_ids: Sequence[str], label_of: dict[str, int],
+                 frames_per_video: int | None = None) -> list[Sample]:
+    """All (video, t) samples of complete `video_ids`, or `frames_per_video` evenly spaced ones each."""
+    samples = []
+    for video_id in video_ids:
+        record = store.record(video_id)
+        if record is None or not record.complete or record.n_flows == 0:
+            continue
+        ts = range(record.n_flows)
+        if frames_per_video is not None and record.n_flows > frames_per_video:
+            ts = np.linspace(0, record.n_flows - 1, frames_per_video).round().astype(int).tolist()
+        samples.extend(Sample(video_id, int(t), label_of[video_id]) for t in ts)
+    return samples
+
+
+class FlowPairDataset(Dataset):
+    """Samples of a flow store as tensors; `transform(rgb, flow, rng)` augments in pixel space."""
+
+    def __init__(self, store_url: str, samples: Sequence[Sample], magnitude_scale_px: float,
+                 transform: PairTransform | None = None, seed: int = 0) -> None:
+        self.store_url, self.samples = store_url, list(samples)
+        self.magnitude_scale_px, self.transform, self.seed = float(magnitude_scale_px), transform, seed
+        self.epoch = 0
+        self._group: zarr.Group | None = None
+        self._arrays: dict[str, tuple[zarr.Array, zarr.Array]] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the augmentation draws of `epoch` (call before iterating an epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_group"], state["_arrays"] = None, {}  # each worker opens its own handles
+        return state
+
+    def _video_arrays(self, video_id: str) -> tuple[zarr.Array, zarr.Array]:
+        if video_id not in self._arrays:
+            if self._group is None:
+                self._group = zarr.open_group(open_flow_store(self.store_url).url, mode="r")
+            group = self._group["videos"][video_key(video_id)]
+            self._arrays[video_id] = (group["rgb"], group["flow"])  # type: ignore[index,assignment]
+        return self._arrays[video_id]
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample `index` as stored: `(rgb (H, W, 3) uint8, flow (H, W, 2) float32 px)`."""
+        sample = self.samples[index]
+        rgb_array, flow_array = self._video_arrays(sample.video_id)
+        return np.asarray(rgb_array[sample.t]), decode_flow(np.asarray(flow_array[sample.t]))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rgb, flow = self.read(index)
+        if self.transform is not None:
+            # Seeded by (seed, epoch, index): reproducible whatever the worker count, new each epoch.
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            rgb, flow = self.transform(rgb, flow, rng)
+        image = torch.from_numpy(encode_flow(flow)).permute(2, 0, 1)
+        image = torch.cat([image[:2], image[2:] / self.magnitude_scale_px], 0)
+        return {"rgb": rgb_to_tensor(rgb), "flow": image, "label": torch.tensor(self.samples[index].label)}

@@ -1,0 +1,77 @@
+"""MLflow access for im2flow: one place that knows the tracking URI, experiments and naming.
+
+All logging happens in the driver process (SQLite does not like many writers). Runs are reopened
+by id, so a resumed training continues the run it started.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from storage.paths import filesystem
+
+
+def default_tracking_uri(work_dir: str, configured: str | None = None) -> str:
+    """`configured`, else $MLFLOW_TRACKING_URI, else a SQLite file in a local work dir (or the cwd)."""
+    if configured:
+        return configured
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    fs, path = filesystem(work_dir)
+    if getattr(fs, "protocol", None) in ("file", ("file", "local")) or "://" not in work_dir:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(path).absolute() / 'mlflow.db'}"
+    return "sqlite:///mlflow.db"
+
+
+def check_tracking(uri: str) -> None:
+    """Fail early, naming the URI, if the tracking store cannot be reached."""
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure here means: cannot track
+        raise RuntimeError(f"MLflow tracking store {uri} is unreachable: {exc}") from exc
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config → flat {"a.b": "value"} for MLflow params (values as strings, ≤ 6000 chars)."""
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = str(value)[:6000]
+    return out
+
+
+def git_commit() -> str:
+    """The code's git commit, or "unknown" outside a checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@contextmanager
+def tracked_run(tracking_uri: str, experiment: str, name: str, run_id: str | None = None,
+                parent_run_id: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """Start (or, with `run_id`, reopen) a run in this thread; nested under `parent_run_id` if given."""
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment_id = mlflow.set_experiment(experiment).experiment_id
+    # nested=True: a parent may be active in this thread (the flow's own run); it is harmless otherwise.
+    kwargs: dict[str, Any] = {"run_id": run_id} if run_id else {"run_name": name, "experiment_id": experiment_id}
+    if parent_run_id and not run_id:
+        kwargs["parent_run_id"] = parent_run_id
+    with mlflow.start_run(nested=True, **kwargs) as run:
+        if tags and not run_id:
+            mlflow.set_tags(dict(tags))
+        yield run

@@ -1,0 +1,206 @@
+"""Training tasks: φ (the flow-stream classifier), then G with the Im2Flow loss.
+
+Each task resumes from its checkpoint (`<run_dir>/phi.pt`, `<run_dir>/generator.pt`, saved after
+every epoch), reopens its MLflow run, and returns where the final weights are. Run in the driver
+process: MLflow logging stays in one process.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+from prefect import get_run_logger, task
+
+from im2flow_core.flow_classifier import ClassifierConfig, FlowClassifier, load_state_dict_file
+from im2flow_core.flow_viz import flow_image_to_color
+from im2flow_core.losses import Im2FlowLoss
+from im2flow_core.training import ClassifierTrainable, FitState, GeneratorTrainable, fit
+from im2flow_core.unet import UNetGenerator
+from storage import open_flow_store
+from storage.checkpoints import load_checkpoint, save_checkpoint
+from storage.paths import join
+from storage.torch_datasets import FlowPairDataset
+from tasks.config import TrainConfig
+from tasks.tracking import flatten, tracked_run
+from tasks.train_data import TrainingData, epoch_loader, make_datasets, resolve_device
+
+
+def phi_config(config: TrainConfig, num_classes: int) -> ClassifierConfig:
+    """φ's architecture from the training configuration."""
+    p = config.phi
+    return ClassifierConfig(num_classes=num_classes, base_width=p.base_width, blocks=p.blocks, stem=p.stem)
+
+
+def _restore(state_dict: dict[str, Any]) -> FitState:
+    return FitState(**state_dict)
+
+
+def _log_epoch(metrics: dict[str, float], epoch: int) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)}, step=epoch)
+
+
+@task(name="train-phi", task_run_name="train-phi")
+def train_phi(config: TrainConfig, data: TrainingData, run_dir: str, tracking_uri: str, parent_run_id: str,
+              magnitude_scale_px: float) -> dict[str, Any]:
+    """Train φ on true flow images of the training videos (or load `config.phi.weights`)."""
+    logger = get_run_logger()
+    store = open_flow_store(data.store_url)
+    model = FlowClassifier(phi_config(config, len(data.labels)))
+    out_path = join(run_dir, "phi_final.pt")
+    if config.phi.weights is not None:
+        load_state_dict_file(model, config.phi.weights)
+        save_checkpoint(out_path, {"state_dict": model.state_dict(), "labels": data.labels})
+        logger.info("φ loaded from %s (not trained)", config.phi.weights)
+        return {"path": out_path, "run_id": None, "trained": False}
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    train_set, val_set = make_datasets(store, data, config.crop_size, config.resolved_load_size, magnitude_scale_px,
+                                       config.seed, config.frames_per_video)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.phi.lr, weight_decay=config.phi.weight_decay)
+    ckpt_path = join(run_dir, "phi.pt")
+    ckpt = load_checkpoint(ckpt_path)
+    state, run_id, best_state = FitState(), None, None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state, run_id, best_state = _restore(ckpt["state"]), ckpt["run_id"], ckpt["best_model"]
+        logger.info("φ resumes after epoch %d (step %d)", state.epoch, state.step)
+    with tracked_run(tracking_uri, config.experiment, "phi", run_id=run_id, parent_run_id=parent_run_id,
+                     tags={"stage": "phi"}) as run:
+        if ckpt is None:
+            mlflow.log_params(flatten({"phi": config.phi.model_dump(mode="json"), "labels": ",".join(data.labels),
+                                       "train_samples": len(train_set), "val_samples": len(val_set),
+                                       "magnitude_scale_px": magnitude_scale_px}))
+
+        def on_epoch_end(fit_state: FitState, metrics: dict[str, float], improved: bool) -> None:
+            nonlocal best_state
+            if improved:
+                best_state = copy.deepcopy(model.state_dict())
+            _log_epoch(metrics, fit_state.epoch)
+            save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                        "state": fit_state.as_dict(), "run_id": run.info.run_id,
+                                        "best_model": best_state})
+            logger.info("φ epoch %d: %s", fit_state.epoch, {k: round(v, 4) for k, v in metrics.items()})
+
+        trainable = ClassifierTrainable(model, optimizer, "flow", device)
+        state = fit(trainable, epoch_loader(train_set, config.phi.batch_size, config.seed, config.num_workers),
+                    lambda: epoch_loader(val_set, config.phi.batch_size, config.seed, config.num_workers, False)(0),
+                    max_epochs=config.phi.epochs, patience=config.phi.patience, state=state,
+                    on_epoch_end=on_epoch_end)
+        model.load_state_dict(best_state if best_state is not None else model.state_dict())
+        save_checkpoint(out_path, {"state_dict": model.cpu().state_dict(), "labels": data.labels})
+        best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
+        mlflow.log_metrics({"best_val_loss": state.best, "best_val_acc": best.get("val_acc", float("nan"))})
+        return {"path": out_path, "run_id": run.info.run_id, "trained": True, "val_acc": best.get("val_acc"),
+                "epochs": state.epoch}
+
+
+def sample_grid(generator: UNetGenerator, dataset: FlowPairDataset, n: int, device: torch.device) -> np.ndarray:
+    """Rows of input | true flow | predicted flow (colour wheel, shared scale), `(n·S, 3·S, 3) uint8`."""
+    generator.eval()
+    rows = []
+    picks = np.linspace(0, len(dataset) - 1, min(n, len(dataset))).round().astype(int)
+    with torch.no_grad():
+        for i in picks:
+            item = dataset[int(i)]
+            pred = generator.to_flow_image(generator(item["rgb"][None].to(device)))[0].cpu()
+            truth = generator.to_flow_image(item["flow"][None].to(device))[0].cpu()
+            truth_img, pred_img = truth.permute(1, 2, 0).numpy(), pred.permute(1, 2, 0).numpy()
+            scale = max(float(truth_img[..., 2].max()), float(pred_img[..., 2].max()), 1e-3)
+            rgb = ((item["rgb"].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+            rows.append(np.concatenate([rgb, flow_image_to_color(truth_img, scale),
+                                        flow_image_to_color(pred_img, scale)], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+@task(name="train-generator", task_run_name="train-generator")
+def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, tracking_uri: str, parent_run_id: str,
+                    magnitude_scale_px: float, phi_path: str | None) -> dict[str, Any]:
+    """Train G with L = w_pixel · L_pixel + λ · L_content, φ frozen; returns the final weights' path."""
+    logger = get_run_logger()
+    device = resolve_device(config.device)
+    store = open_flow_store(data.store_url)
+    torch.manual_seed(config.seed)
+    train_set, val_set = make_datasets(store, data, config.crop_size, config.resolved_load_size, magnitude_scale_px,
+                                       config.seed, config.frames_per_video)
+    gen_config = config.generator.model_copy(update={"magnitude_scale_px": magnitude_scale_px})
+    generator = UNetGenerator(gen_config).to(device)
+    phi = None
+    if config.loss.content_weight > 0:
+        if phi_path is None:
+            raise ValueError("λ > 0 needs φ")
+        phi = FlowClassifier(phi_config(config, len(data.labels)))
+        load_state_dict_file(phi, _local(phi_path))
+        phi.to(device)
+    loss = Im2FlowLoss(config.loss, phi)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    decay_start = config.lr_decay_start if config.lr_decay_start is not None else config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear decay to 0 from `decay_start`, actually applied
+        optimizer, lambda e: 1.0 - max(0, e - decay_start) / max(1, config.epochs - decay_start + 1))
+    ckpt_path = join(run_dir, "generator.pt")
+    ckpt = load_checkpoint(ckpt_path)
+    state, run_id, best_state = FitState(), None, None
+    if ckpt is not None:
+        generator.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        state, run_id, best_state = _restore(ckpt["state"]), ckpt["run_id"], ckpt["best_model"]
+        logger.info("G resumes after epoch %d (step %d)", state.epoch, state.step)
+    with tracked_run(tracking_uri, config.experiment, "generator", run_id=run_id, parent_run_id=parent_run_id,
+                     tags={"stage": "generator"}) as run:
+        if ckpt is None:
+            mlflow.log_params(flatten({"generator": gen_config.model_dump(mode="json"),
+                                       "loss": config.loss.model_dump(mode="json"), "epochs": config.epochs,
+                                       "batch_size": config.batch_size, "lr": config.lr, "beta1": config.beta1,
+                                       "train_samples": len(train_set), "val_samples": len(val_set),
+                                       "device": str(device)}))
+
+        def on_epoch_end(fit_state: FitState, metrics: dict[str, float], improved: bool) -> None:
+            nonlocal best_state
+            scheduler.step()
+            if improved:
+                best_state = copy.deepcopy(generator.state_dict())
+            _log_epoch({**metrics, "lr": optimizer.param_groups[0]["lr"]}, fit_state.epoch)
+            if fit_state.epoch == 1 or improved or fit_state.epoch == config.epochs:
+                mlflow.log_image(sample_grid(generator, val_set, 4, device), f"samples/epoch_{fit_state.epoch:03d}.png")
+            save_checkpoint(ckpt_path, {"model": generator.state_dict(), "optimizer": optimizer.state_dict(),
+                                        "scheduler": scheduler.state_dict(), "state": fit_state.as_dict(),
+                                        "run_id": run.info.run_id, "best_model": best_state})
+            logger.info("G epoch %d: %s", fit_state.epoch, {k: round(v, 4) for k, v in metrics.items()})
+
+        trainable = GeneratorTrainable(generator, loss, optimizer, device)
+        state = fit(trainable, epoch_loader(train_set, config.batch_size, config.seed, config.num_workers),
+                    lambda: epoch_loader(val_set, config.batch_size, config.seed, config.num_workers, False)(0),
+                    max_epochs=config.epochs, patience=config.patience, state=state, on_epoch_end=on_epoch_end)
+        if best_state is not None:
+            generator.load_state_dict(best_state)
+        generator = generator.cpu().eval()
+        export = {"kind": "im2flow-generator", "generator_config": gen_config.model_dump(mode="json"),
+                  "labels": data.labels, "state_dict": generator.state_dict()}
+        export_path = join(run_dir, "generator_final.pt")
+        save_checkpoint(export_path, export)
+        best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
+        mlflow.log_metrics({"best_val_loss": state.best,
+                            "best_val_loss_pixel": best.get("val_loss_pixel", float("nan")),
+                            "best_val_loss_content": best.get("val_loss_content", float("nan"))})
+        return {"path": export_path, "run_id": run.info.run_id, "epochs": state.epoch, "best_epoch": state.best_epoch,
+                "best_val_loss": state.best, "stopped_early": state.stopped_early}
+
+
+def _local(url: str) -> str:
+    """A path torch can open: local paths as they are; remote URLs are fetched to a temp file."""
+    if "://" not in url or url.startswith("file://"):
+        return url.removeprefix("file://")
+    import tempfile
+
+    from storage.paths import filesystem
+    fs, path = filesystem(url)
+    target = Path(tempfile.mkdtemp()) / Path(path).name
+    fs.get(path, str(target))
+    return str(target)
