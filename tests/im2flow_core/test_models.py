@@ -122,9 +122,10 @@ def test_flip_keeps_image_and_flow_consistent():
     np.testing.assert_allclose(image[:, 4:, 1], -original[:, :2, 1])  # cos θ changed sign ...
     np.testing.assert_allclose(image[:, 4:, 0], original[:, :2, 0])  # ... sin θ did not
     rng = np.random.default_rng(0)
-    big_rgb, big_flow = np.repeat(np.repeat(rgb, 4, 0), 4, 1), np.repeat(np.repeat(flow, 4, 0), 4, 1)
+    big_rgb, big_flow = np.zeros((16, 24, 3), np.uint8), np.zeros((16, 24, 2), np.float32)
+    big_rgb[:, :12], big_flow[:, :12, 0] = 255, 3.0  # the left half moves right
     for _ in range(8):
-        a_rgb, a_flow = augment_pair(big_rgb, big_flow, rng, load_size=18, crop_size=16)
+        a_rgb, a_flow = augment_pair(big_rgb, big_flow, rng, load_size=16, crop_size=16)
         moving = np.abs(a_flow[..., 0]) > 2.0
         assert a_rgb.shape == (16, 16, 3) and moving.any()
         assert (a_rgb[moving].mean(axis=-1) > 200).mean() > 0.9  # the motion stays on the bright block
