@@ -11,7 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no internet: telemetry only logs errors
+# No internet on many clusters: telemetry would only log errors.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from tasks.config import ConfigError, ExtractConfig, IngestConfig, TrainConfig, load_config  # noqa: E402
 from im2flow_core.optical_flow import FlowAlgorithm  # noqa: E402

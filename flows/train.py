@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow
+import numpy as np
 import torch
 from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger
@@ -67,8 +68,10 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig()) -> dict[str, 
         if "model_version" not in record:
             generator = load_generator_export(gen["path"])
             with tracked_run(tracking_uri, config.experiment, "generator", run_id=gen["run_id"]):
-                info = mlflow.pytorch.log_model(
+                size = config.generator.input_size
+                info = mlflow.pytorch.log_model(  # pickle: loads back as the UNetGenerator module itself
                     generator, name="generator", registered_model_name=config.registered_model,
+                    serialization_format="pickle", input_example=np.zeros((1, 3, size, size), np.float32),
                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
                 mlflow.log_artifact(gen["path"].removeprefix("file://"), "export")
             version = str(info.registered_model_version)
