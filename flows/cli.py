@@ -164,7 +164,14 @@ def demo(work_dir: Annotated[str, typer.Option("--work-dir", "-w")] = "im2flow-d
             work_dir, seed=seed, dask_address=address, show_progress=True)
     _print_summary("demo: ingest", result["ingest"])
     _print_summary("demo: extract", result["extract"])
-    console.print(f"Read it back with: im2flow inspect --work-dir {work_dir}")
+    _print_summary("demo: train", result["train"])
+    table = Table("held-out frame", "motion potential (px)", title="demo: predicted flow of still frames")
+    for row in result["predictions"]:
+        table.add_row(row["image"], str(row.get("motion_potential_px", row["error"])))
+    console.print(table)
+    console.print(f"Predictions (flow images, .npy flow, colour-wheel PNGs) in {work_dir}/predictions")
+    console.print(f"Read the store back with: im2flow inspect --work-dir {work_dir}; "
+                  f"browse runs with: mlflow ui --backend-store-uri {result['train']['tracking_uri']}")
 
 
 @app.command()

@@ -14,7 +14,7 @@ parameter (pix2pix's UnetSkipConnectionBlock).
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from torch.nn import functional as F
 
@@ -28,6 +28,12 @@ class GeneratorConfig(BaseModel):
     n_dropout: int = Field(3, ge=0, description="innermost decoder blocks with dropout 0.5")
     magnitude_scale_px: float = Field(30.0, gt=0, description="M (px) that maps to F3 = 1 in model space")
     input_size: int = Field(256, ge=16, description="short side (px) of the frames G is trained and run at")
+
+    @model_validator(mode="after")
+    def _input_fits_depth(self) -> GeneratorConfig:
+        if self.input_size % 2**self.depth:
+            raise ValueError(f"input_size {self.input_size} must be a multiple of 2**depth = {2**self.depth}")
+        return self
 
 
 class _Block(nn.Module):
@@ -69,8 +75,6 @@ class UNetGenerator(nn.Module):
             block = _Block(width[level - 1], width[level], block, dropout=inner_from_center < c.n_dropout)
         self.body = _Block(3, width[0], block, outermost=True, in_channels=3)
         self.register_buffer("magnitude_scale_px", torch.tensor(float(c.magnitude_scale_px)))
-        if c.input_size % self.stride:
-            raise ValueError(f"input_size {c.input_size} must be a multiple of 2**depth = {self.stride}")
         self.apply(_init_weights)
 
     @property

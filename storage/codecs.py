@@ -90,10 +90,14 @@ class FlowImageCodec(ArrayBytesCodec):
 
     def decode_frames(self, blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
         """Decode a blob back into flow images of `shape` `(..., H, W, 3)` float32."""
+        return encode_flow(self.decode_uv(blob, shape[:-1] + (2,)))
+
+    def decode_uv(self, blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        """Decode a blob straight to flow `(..., H, W, 2)` float32 px (u, v), skipping the image."""
         frames = _unpack(blob)
         out = np.empty((len(frames),) + tuple(shape[-3:]), np.float32)
         for k, frame in enumerate(frames):
-            out[k] = encode_flow(self._impl.decode(_unpack(frame)))  # type: ignore[attr-defined]
+            out[k] = self._impl.decode(_unpack(frame))  # type: ignore[attr-defined]
         return out.reshape(shape)
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
@@ -140,11 +144,14 @@ class ImageCodec(ArrayBytesCodec):
             return imagecodecs.png_encode(frame)
         return imagecodecs.jpeg8_encode(frame, level=self.quality)
 
-    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
-        shape = tuple(chunk_spec.shape)
+    def decode_frames(self, blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        """Decode a blob back into RGB frames of `shape` `(..., H, W, 3)` uint8."""
         decode = imagecodecs.png_decode if self.format == "png" else imagecodecs.jpeg8_decode
-        frames = [decode(p) for p in _unpack(chunk_bytes.to_bytes())]
-        data = np.stack(frames).reshape(shape).astype(np.uint8, copy=False)
+        frames = [decode(p) for p in _unpack(blob)]
+        return np.stack(frames).reshape(shape).astype(np.uint8, copy=False)
+
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        data = self.decode_frames(chunk_bytes.to_bytes(), tuple(chunk_spec.shape))
         return chunk_spec.prototype.nd_buffer.from_numpy_array(data)
 
     async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:

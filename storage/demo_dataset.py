@@ -14,6 +14,9 @@ import cv2
 
 from im2flow_core.synthetic_actions import ACTIONS, make_scene_style, render_clip
 
+DEMO_DATASET_VERSION = 1
+"""Bump when the generator changes what it writes, so existing demo datasets are regenerated."""
+
 
 def _class_name(action: str) -> str:
     return "".join(part.capitalize() for part in action.split("_"))

@@ -3,7 +3,8 @@
 Each sample is one frame t of one video: `rgb (3, S, S) float32` in [-1, 1], `flow (3, S, S)
 float32` in model space (sin θ, cos θ, M / magnitude_scale_px) and `label` (int64). The store is
 opened lazily in each DataLoader worker process (never pickled open), and each video's arrays are
-cached per worker after their first use.
+cached per worker after their first use; frames are read by `storage.frame_reader` (one cached
+index lookup and one ranged read each).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch.utils.data import Dataset
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.inference import rgb_to_tensor
 from storage.flow_store import FlowStore, open_flow_store, video_key
+from storage.frame_reader import FrameReader, UnsupportedLayout
 
 PairTransform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
@@ -56,7 +58,7 @@ class FlowPairDataset(Dataset):
         self.magnitude_scale_px, self.transform, self.seed = float(magnitude_scale_px), transform, seed
         self.epoch = 0
         self._group: zarr.Group | None = None
-        self._arrays: dict[str, tuple[zarr.Array, zarr.Array]] = {}
+        self._readers: dict[str, tuple[Callable[[int], np.ndarray], Callable[[int], np.ndarray]]] = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the augmentation draws of `epoch` (call before iterating an epoch)."""
@@ -67,25 +69,33 @@ class FlowPairDataset(Dataset):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_group"], state["_arrays"] = None, {}  # each worker opens its own handles
+        state["_group"], state["_readers"] = None, {}  # each worker opens its own handles
         return state
 
-    def _video_arrays(self, video_id: str) -> tuple[zarr.Array, zarr.Array]:
-        if video_id not in self._arrays:
+    def _video_readers(self, video_id: str) -> tuple[Callable[[int], np.ndarray], Callable[[int], np.ndarray]]:
+        if video_id not in self._readers:
             if self._group is None:
                 self._group = zarr.open_group(open_flow_store(self.store_url).url, mode="r")
             group = self._group["videos"][video_key(video_id)]
-            self._arrays[video_id] = (group["rgb"], group["flow"])  # type: ignore[index,assignment]
-        return self._arrays[video_id]
+            rgb, flow = group["rgb"], group["flow"]
+            try:
+                self._readers[video_id] = (FrameReader(rgb).read, FrameReader(flow).read_flow)  # type: ignore[arg-type]
+            except UnsupportedLayout:  # not the layout the store writes: zarr's general path
+                self._readers[video_id] = (lambda t: np.asarray(rgb[t]),  # type: ignore[index]
+                                           lambda t: decode_flow(np.asarray(flow[t])))  # type: ignore[index]
+        return self._readers[video_id]
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Sample `index` as stored: `(rgb (H, W, 3) uint8, flow (H, W, 2) float32 px)`."""
         sample = self.samples[index]
-        rgb_array, flow_array = self._video_arrays(sample.video_id)
-        return np.asarray(rgb_array[sample.t]), decode_flow(np.asarray(flow_array[sample.t]))
+        read_rgb, read_flow = self._video_readers(sample.video_id)
+        return read_rgb(sample.t), read_flow(sample.t)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rgb, flow = self.read(index)
+        return self._to_item(index, rgb, flow)
+
+    def _to_item(self, index: int, rgb: np.ndarray, flow: np.ndarray) -> dict[str, torch.Tensor]:
         if self.transform is not None:
             # Seeded by (seed, epoch, index): reproducible whatever the worker count, new each epoch.
             rng = np.random.default_rng((self.seed, self.epoch, index))

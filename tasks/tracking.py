@@ -61,12 +61,31 @@ def git_commit() -> str:
         return "unknown"
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where new experiments keep artifacts: beside a SQLite store (`mlartifacts/`), else the server's choice.
+
+    Without this MLflow would write them to ./mlruns of whatever the current directory is.
+    """
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").absolute().as_uri()
+    return None
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> str:
+    """The id of experiment `name`, created (with its artifact location) if needed."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+
+
 @contextmanager
 def tracked_run(tracking_uri: str, experiment: str, name: str, run_id: str | None = None,
                 parent_run_id: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
     """Start (or, with `run_id`, reopen) a run in this thread; nested under `parent_run_id` if given."""
     mlflow.set_tracking_uri(tracking_uri)
-    experiment_id = mlflow.set_experiment(experiment).experiment_id
+    experiment_id = ensure_experiment(tracking_uri, experiment)
     # nested=True: a parent may be active in this thread (the flow's own run); it is harmless otherwise.
     kwargs: dict[str, Any] = {"run_id": run_id} if run_id else {"run_name": name, "experiment_id": experiment_id}
     if parent_run_id and not run_id:

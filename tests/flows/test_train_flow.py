@@ -44,6 +44,8 @@ def test_train_logs_registers_resumes_and_predicts(tmp_path, prefect_harness, ml
     assert [m.step for m in client.get_metric_history(gen_run.info.run_id, "val_loss")] == [1, 2]
     artifacts = [a.path for a in client.list_artifacts(gen_run.info.run_id, "samples")]
     assert "samples/epoch_001.png" in artifacts
+    location = client.get_experiment_by_name("im2flow-train").artifact_location
+    assert location.startswith(tmp_path.as_uri())  # beside the SQLite store, not in the cwd
     version = client.get_model_version_by_alias("im2flow-generator", "champion")
     assert str(version.version) == summary["model_version"] == "1"
 

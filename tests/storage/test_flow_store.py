@@ -125,3 +125,40 @@ def test_clipped_flow_is_counted_not_silent(tmp_path):
     writer.append(np.zeros((8, 8, 3), np.uint8), None)
     writer.append(np.zeros((8, 8, 3), np.uint8), None)
     assert writer.finish().n_clipped == 3
+
+
+def test_frame_reader_matches_zarr_and_dataset_tensors(tmp_path):
+    from storage.frame_reader import FrameReader, UnsupportedLayout
+    from storage.torch_datasets import FlowPairDataset, sample_index
+    from tests.conftest import make_tiny_store
+
+    url = make_tiny_store(tmp_path, actions=("swim_left", "bounce"), groups=1, size=24, n_frames=7)
+    store = open_flow_store(url)
+    group = zarr.open_group(url, mode="r")
+    video_id = store.video_ids[0]
+    arrays = group[f"videos/{video_key(video_id)}"]
+    rgb_reader, flow_reader = FrameReader(arrays["rgb"]), FrameReader(arrays["flow"])
+    for t in range(6):  # across two shards of 4 frames
+        np.testing.assert_array_equal(rgb_reader.read(t), arrays["rgb"][t])
+        np.testing.assert_array_equal(flow_reader.read(t), arrays["flow"][t])
+        np.testing.assert_allclose(flow_reader.read_flow(t), decode_flow(arrays["flow"][t]), atol=1e-5)
+    with pytest.raises(IndexError):
+        flow_reader.read(6)
+    plain = zarr.open_group(str(tmp_path / "other.zarr"), mode="w").create_array(
+        "plain", shape=(3, 4, 4, 3), dtype="uint8", chunks=(1, 4, 4, 3))
+    with pytest.raises(UnsupportedLayout):
+        FrameReader(plain)
+    samples = sample_index(store, store.video_ids, {v: i for i, v in enumerate(store.video_ids)})
+    dataset = FlowPairDataset(url, samples, magnitude_scale_px=2.0)
+    item = dataset[3]
+    rgb, flow = store.read_pair(samples[3].video_id, samples[3].t)
+    np.testing.assert_allclose(item["rgb"].numpy(), rgb.transpose(2, 0, 1) / 127.5 - 1, atol=1e-6)
+    image = encode_flow(flow)
+    np.testing.assert_allclose(item["flow"][2].numpy(), image[..., 2] / 2.0, atol=1e-5)  # M / scale
+    np.testing.assert_allclose(item["flow"][:2].numpy(), image[..., :2].transpose(2, 0, 1), atol=1e-5)
+    assert item["label"].item() == samples[3].label
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(dataset))  # what a DataLoader worker receives: no open handles
+    assert clone._group is None and clone._readers == {}
+    np.testing.assert_array_equal(clone[3]["rgb"].numpy(), item["rgb"].numpy())

@@ -1,0 +1,37 @@
+import pytest
+
+from tasks.config import ConfigError, ExtractConfig, TrainConfig, load_config
+
+
+def test_precedence_defaults_yaml_env_flags(tmp_path, monkeypatch):
+    config_file = tmp_path / "stages.yaml"
+    config_file.write_text("extract:\n  step: 3\n  short_side: 128\n  tvl1:\n    warps: 2\n"
+                           "train:\n  epochs: 7\n  generator:\n    depth: 5\n    input_size: 64\n")
+    monkeypatch.setenv("IM2FLOW_EXTRACT_SHORT_SIDE", "96")
+    monkeypatch.setenv("IM2FLOW_TRAIN_LOSS__CONTENT_WEIGHT", "0")
+    extract = load_config(ExtractConfig, config_file, "extract", step=None, max_frames=50)
+    assert (extract.step, extract.short_side, extract.max_frames, extract.tvl1.warps) == (3, 96, 50, 2)
+    assert extract.tvl1.tau == 0.25  # untouched defaults stay OpenCV's
+    train = load_config(TrainConfig, config_file, "train", epochs=9)
+    assert (train.epochs, train.generator.depth, train.loss.content_weight) == (9, 5, 0.0)
+    assert train.crop_size == 64 and train.resolved_load_size == 72
+
+
+def test_errors_name_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  generator:\n    depht: 5\n")
+    with pytest.raises(ConfigError, match="generator.depht"):
+        load_config(TrainConfig, bad, "train")
+    with pytest.raises(ConfigError, match="flow_max_error_px|max_error_px"):
+        load_config(ExtractConfig, flow_max_error_px=7.0)
+    with pytest.raises(ConfigError, match="input_size"):
+        load_config(TrainConfig, generator={"depth": 6, "input_size": 100})
+
+
+def test_store_config_changes_fingerprint_only_with_content():
+    from storage.flow_store import config_fingerprint
+
+    a = ExtractConfig(workers=1).store_config()
+    assert config_fingerprint(a) == config_fingerprint(ExtractConfig(workers=2, dask_address="tcp://x:1").store_config())
+    assert config_fingerprint(a) != config_fingerprint(ExtractConfig(step=2).store_config())
+    assert config_fingerprint(a) != config_fingerprint(ExtractConfig(flow_codec="quantized").store_config())
