@@ -162,3 +162,18 @@ def test_frame_reader_matches_zarr_and_dataset_tensors(tmp_path):
     clone = pickle.loads(pickle.dumps(dataset))  # what a DataLoader worker receives: no open handles
     assert clone._group is None and clone._readers == {}
     np.testing.assert_array_equal(clone[3]["rgb"].numpy(), item["rgb"].numpy())
+
+
+def test_plain_zarr_reads_a_store_through_the_entry_points(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import make_tiny_store
+
+    url = make_tiny_store(tmp_path, actions=("swim_left", "bounce"), groups=1, size=16, n_frames=3)
+    key = video_key(open_flow_store(url).video_ids[0])
+    code = (f"import zarr; a = zarr.open_group({url!r}, mode='r')['videos/{key}/flow'];"
+            "print(a[0].shape)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(16, 16, 3)"
