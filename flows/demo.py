@@ -1,4 +1,4 @@
-"""The demo: generate the built-in dataset, then ingest, extract, train and predict on it."""
+"""The demo: generate the built-in dataset, then ingest, extract, train, predict, evaluate and rank."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from typing import Any
 import cv2
 from prefect import flow, get_run_logger, task
 
+from flows.evaluate import evaluate_flow, potential_flow
 from flows.extract import extract_flow
 from flows.ingest import ingest_flow
 from flows.predict import predict_images
-from flows.train import load_generator_export, train_flow
+from flows.train import train_flow
 from storage import open_flow_store
 from storage.demo_dataset import DEMO_DATASET_VERSION, write_demo_dataset
-from tasks.config import ExtractConfig, IngestConfig, TrainConfig
+from tasks.config import EvalConfig, ExtractConfig, IngestConfig, TrainConfig
+from tasks.models import load_generator_export
 
 DEMO_EXTRACT = {"short_side": 64}
 """The demo runs at 64 px (DESIGN.md, compute budget): real datasets keep the 256 px default."""
@@ -71,6 +73,9 @@ def demo_flow(work_dir: str, seed: int = 0, dask_address: str | None = None,
                            show_progress=show_progress)
     train = train_flow(work_dir, TrainConfig(seed=seed, **DEMO_TRAIN))
     predictions = predict_held_out(work_dir, train["export"])
+    evaluation = evaluate_flow(work_dir, EvalConfig(model=train["export"]))
+    potential = potential_flow(work_dir, None, EvalConfig(model=train["export"]))
     logger.info("the demo ran at 64 px with a small U-Net (CPU budget); real datasets default to the paper's "
                 "256 px, depth-8, ngf-64 configuration")
-    return {"dataset": dataset, "ingest": ingest, "extract": extract, "train": train, "predictions": predictions}
+    return {"dataset": dataset, "ingest": ingest, "extract": extract, "train": train, "predictions": predictions,
+            "evaluation": evaluation, "potential": potential}

@@ -8,39 +8,13 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from flows.train import load_generator_export
 from im2flow_core.flow_io import write_flo
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_viz import flow_image_to_color
 from im2flow_core.inference import motion_potential, predict_flow_images
 from im2flow_core.unet import UNetGenerator
-from tasks.tracking import default_tracking_uri
+
 from tasks.train_data import resolve_device
-
-DEFAULT_MODEL_URI = "models:/im2flow-generator@champion"
-
-
-def load_generator(model: str | None, work_dir: str | None) -> UNetGenerator:
-    """G from a local exported `.pt` file, or from an MLflow model URI (default: the registry alias).
-
-    MLflow URIs resolve against `work_dir`'s tracking store (or $MLFLOW_TRACKING_URI).
-    """
-    if model and Path(model).is_file():
-        return load_generator_export(model)
-    if model is None and work_dir is None:
-        raise ValueError("give --model (a .pt export or an MLflow model URI) or --work-dir of a trained run")
-    import mlflow
-
-    mlflow.set_tracking_uri(default_tracking_uri(work_dir or ".", None))
-    uri = model or DEFAULT_MODEL_URI
-    try:
-        loaded = mlflow.pytorch.load_model(uri, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds; the user needs the URI and why
-        raise ValueError(f"cannot load model {uri} from {mlflow.get_tracking_uri()}: {exc}") from exc
-    if not isinstance(loaded, UNetGenerator):
-        raise ValueError(f"{uri} is a {type(loaded).__name__}, not an im2flow generator")
-    return loaded.eval()
-
 
 def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Path,
                    flow_format: Literal["npy", "flo"] = "npy", device: str = "auto") -> list[dict[str, Any]]:

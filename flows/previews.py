@@ -11,7 +11,7 @@ from im2flow_core.flow_viz import flow_to_color
 from storage.flow_store import FlowStore
 
 
-def _png_data_uri(rgb: np.ndarray) -> str:
+def png_data_uri(rgb: np.ndarray) -> str:
     ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError("PNG encoding failed")
@@ -37,5 +37,5 @@ def flow_previews_markdown(store: FlowStore, video_ids: list[str], max_videos: i
         strip = cv2.resize(strip, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA)
         peak = float(np.hypot(flow[..., 0], flow[..., 1]).max())
         lines += [f"**{video_id}** ({record.label}) — frame {t}, max {peak:.2f} px", "",
-                  f"![{video_id}]({_png_data_uri(strip)})", ""]
+                  f"![{video_id}]({png_data_uri(strip)})", ""]
     return "\n".join(lines)

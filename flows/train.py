@@ -11,25 +11,15 @@ from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from storage import open_flow_store
-from storage.checkpoints import load_checkpoint, load_json, save_json
+from storage.checkpoints import load_json, save_json
 from storage.flow_store import config_fingerprint
 from storage.paths import join
 from tasks.config import TrainConfig
+from tasks.models import load_generator_export
 from tasks.tracking import check_tracking, default_tracking_uri, flatten, git_commit, tracked_run
 from tasks.train import train_generator, train_phi
 from tasks.train_data import estimate_magnitude_scale, make_datasets, select_training_data
-
-
-def load_generator_export(path: str) -> UNetGenerator:
-    """G from an exported `generator_final.pt` (tensors and plain data only: weights_only)."""
-    blob = load_checkpoint(path)
-    if blob is None or blob.get("kind") != "im2flow-generator":
-        raise ValueError(f"{path} is not an exported im2flow generator")
-    model = UNetGenerator(GeneratorConfig(**blob["generator_config"]))
-    model.load_state_dict(blob["state_dict"])
-    return model.eval()
 
 
 @flow(name="train", flow_run_name="train-{config.generator.input_size}px", log_prints=True)

@@ -35,17 +35,15 @@ def encode_flow(flow: np.ndarray) -> np.ndarray:
 def decode_flow(flow_image: np.ndarray) -> np.ndarray:
     """Decode a flow image `(..., 3)` (sin θ, cos θ, M) into flow `(..., 2)` float32 (u, v) in px.
 
-    u = cos θ · M, v = sin θ · M. The direction channels are renormalised first, so a predicted
-    image whose (sin, cos) is not a unit vector still decodes to magnitude M.
+    u = cos θ · M, v = sin θ · M, as in the paper. The direction channels are deliberately not
+    renormalised: where a network is unsure of the direction its (sin, cos) shrinks towards 0, and
+    the decoded vector shrinks with it instead of pointing confidently the wrong way.
     """
     flow_image = np.asarray(flow_image, dtype=np.float32)
     if flow_image.shape[-1] != 3:
         raise ValueError(f"flow image must have 3 channels, got shape {flow_image.shape}")
     sin_theta, cos_theta, magnitude = flow_image[..., 0], flow_image[..., 1], flow_image[..., 2]
-    norm = np.hypot(sin_theta, cos_theta)
-    has_direction = norm > 1e-12
-    scale = np.where(has_direction, magnitude / np.where(has_direction, norm, 1.0), 0.0)
-    return np.stack([cos_theta * scale, sin_theta * scale], axis=-1).astype(np.float32)
+    return np.stack([cos_theta * magnitude, sin_theta * magnitude], axis=-1).astype(np.float32)
 
 
 def quantize_flow(flow: np.ndarray, step_px: float) -> np.ndarray:

@@ -220,3 +220,25 @@ class TrainConfig(_StageConfig):
         skip = {"device", "num_workers", "mlflow_tracking_uri", "experiment", "registered_model", "model_alias",
                 "workers", "dask_address"}
         return self.model_dump(mode="json", exclude=skip)
+
+
+class EvalConfig(_StageConfig):
+    """`im2flow evaluate` and `im2flow potential`: metrics, masks and baselines."""
+
+    model_config = SettingsConfigDict(env_prefix="IM2FLOW_EVAL_")
+    model: str | None = Field(None, description="exported .pt or MLflow model URI (default: the registry alias)")
+    store_fingerprint: str | None = None
+    split: str = Field("test", description="split to evaluate")
+    frames_per_video: int | None = Field(5, ge=1, description="evenly spaced frames per video (None: all)")
+    baseline_frames_per_video: int = Field(10, ge=1, description="training frames per video for NN and mean")
+    nn_descriptor_size: int = Field(16, ge=4, description="side of the NN appearance descriptor")
+    canny_low: float = 100.0
+    canny_high: float = 200.0
+    fg_threshold_px: float = Field(0.5, ge=0, description="true |flow| above this is foreground")
+    fg_kernel: int = Field(3, ge=1, description="morphological clean-up of the foreground mask")
+    fg_mask_dir: Path | None = Field(None, description="user masks: <dir>/<video_id>/<t:06d>.png, non-zero = fg")
+    min_norm_px: float = Field(1e-3, gt=0, description="shorter vectors have no direction (DS = OS = 0)")
+    gallery_k: int = Field(6, ge=1, description="top and bottom images in galleries")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mlflow_tracking_uri: str | None = None
+    experiment: str = "im2flow-eval"

@@ -9,8 +9,9 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.predict import load_generator
-from flows.train import load_generator_export, train_flow
+from tasks.models import load_generator
+from flows.train import train_flow
+from tasks.models import load_generator_export
 from im2flow_core.inference import predict_flow_images
 from storage.checkpoints import load_checkpoint, save_checkpoint
 from tasks.config import TrainConfig

@@ -26,9 +26,9 @@ def test_round_trip_including_zero_magnitude():
     np.testing.assert_allclose(unit[image[..., 2] > 0], 1.0, atol=1e-5)
 
 
-def test_decode_renormalises_direction():
-    image = np.array([0.0, 2.0, 3.0], np.float32)  # cos not unit: still magnitude 3 to the right
-    np.testing.assert_allclose(decode_flow(image), [3.0, 0.0], atol=1e-6)
+def test_decode_is_the_papers_and_keeps_uncertain_directions_short():
+    image = np.array([0.3, 0.4, 2.0], np.float32)  # an unsure prediction: (sin, cos) of norm 0.5
+    np.testing.assert_allclose(decode_flow(image), [0.8, 0.6], atol=1e-6)  # u = cos·M, v = sin·M
 
 
 def test_quantisation_error_is_bounded_by_half_a_step():

@@ -1,0 +1,75 @@
+"""Baselines for flow hallucination: nearest neighbour, zero flow and the training-set mean flow.
+
+All return flow `(H, W, 2) float32` px for a query frame `(H, W, 3) uint8` RGB.
+- Nearest neighbour: the training frame closest in a simple appearance descriptor (the frame
+  shrunk to `size`×`size`, grey and colour, standardised per image) returns its true flow, resized
+  to the query (vectors rescaled). As the paper's NN baseline, it uses no learned features.
+- Zero flow: nothing moves.
+- Mean flow: the per-pixel mean of the training flows on a fixed grid, resized to the query.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from im2flow_core.paired_transforms import resize_pair
+
+
+def appearance_descriptor(rgb: np.ndarray, size: int = 16) -> np.ndarray:
+    """`(3·size²,) float32` descriptor: the image shrunk to size×size, zero mean, unit norm."""
+    small = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    small -= small.mean()
+    return small / (np.linalg.norm(small) + 1e-6)
+
+
+def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Flow `(h, w, 2)` resized to `(height, width, 2)`, vectors rescaled to the new pixels."""
+    return resize_pair(np.zeros(flow.shape[:2] + (3,), np.uint8), flow, (width, height))[1]
+
+
+class NearestNeighbourBaseline:
+    """Returns the true flow of the most similar training frame."""
+
+    def __init__(self, descriptors: np.ndarray, flows: list[np.ndarray]) -> None:
+        if len(descriptors) != len(flows) or not len(flows):
+            raise ValueError("need as many training flows as descriptors, and at least one")
+        self.descriptors, self.flows = np.asarray(descriptors, np.float32), flows
+
+    def neighbour(self, rgb: np.ndarray, size: int = 16) -> int:
+        """Index of the training frame nearest to `rgb`."""
+        query = appearance_descriptor(rgb, size)
+        return int(np.argmin(((self.descriptors - query) ** 2).sum(axis=1)))
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """The neighbour's flow at the query's size."""
+        flow = self.flows[self.neighbour(rgb)]
+        return resize_flow(flow, rgb.shape[0], rgb.shape[1])
+
+
+def zero_flow(rgb: np.ndarray) -> np.ndarray:
+    """No motion anywhere."""
+    return np.zeros(rgb.shape[:2] + (2,), np.float32)
+
+
+class MeanFlowBaseline:
+    """The training set's per-pixel mean flow, accumulated on a `grid`×`grid` canvas."""
+
+    def __init__(self, grid: int = 64) -> None:
+        self.grid, self._sum, self._count = grid, np.zeros((grid, grid, 2), np.float64), 0
+
+    def add(self, flow: np.ndarray) -> None:
+        """Accumulate one training flow `(H, W, 2)` px (resampled to the grid, in grid pixels)."""
+        self._sum += resize_flow(flow, self.grid, self.grid)
+        self._count += 1
+
+    @property
+    def mean(self) -> np.ndarray:
+        """The mean flow on the grid `(grid, grid, 2)` float32."""
+        if not self._count:
+            raise ValueError("no training flow added")
+        return (self._sum / self._count).astype(np.float32)
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """The mean flow at the query's size."""
+        return resize_flow(self.mean, rgb.shape[0], rgb.shape[1])

@@ -1,0 +1,97 @@
+"""Evaluation: Im2Flow and the baselines on held-out frames, scored per image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from prefect import task
+
+from im2flow_core.baselines import MeanFlowBaseline, NearestNeighbourBaseline, appearance_descriptor, zero_flow
+from im2flow_core.flow_encoding import decode_flow
+from im2flow_core.flow_metrics import canny_mask, foreground_mask, image_scores
+from im2flow_core.inference import predict_flow_images
+from storage import open_flow_store
+from storage.flow_store import FlowStore
+from storage.torch_datasets import sample_index
+from tasks.config import EvalConfig
+from tasks.models import load_generator
+from tasks.train_data import resolve_device
+
+METHODS = ("Im2Flow", "Nearest neighbour", "Zero flow", "Mean flow")
+
+
+@dataclass
+class Baselines:
+    """The fitted baselines."""
+
+    nearest: NearestNeighbourBaseline
+    mean: MeanFlowBaseline
+    train_frames: int
+
+
+def fit_baselines(store: FlowStore, config: EvalConfig) -> Baselines:
+    """NN descriptors and the mean flow from evenly spaced frames of the train split."""
+    videos = [r.video_id for r in store.records(complete_only=True) if r.split == "train"]
+    if not videos:
+        raise ValueError(f"{store.url} has no complete train videos for the baselines")
+    samples = sample_index(store, videos, {v: 0 for v in videos}, config.baseline_frames_per_video)
+    descriptors, flows, mean = [], [], MeanFlowBaseline()
+    for s in samples:
+        rgb, flow = store.read_pair(s.video_id, s.t)
+        descriptors.append(appearance_descriptor(rgb, config.nn_descriptor_size))
+        flows.append(flow)
+        mean.add(flow)
+    return Baselines(NearestNeighbourBaseline(np.stack(descriptors), flows), mean, len(samples))
+
+
+def _user_mask(config: EvalConfig, video_id: str, t: int, shape: tuple[int, int]) -> np.ndarray | None:
+    if config.fg_mask_dir is None:
+        return None
+    path = Path(config.fg_mask_dir) / video_id / f"{t:06d}.png"
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        return None
+    return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+
+
+@task(name="evaluate-split", task_run_name="evaluate-{config.split}")
+def evaluate_split(store_url: str, model: str | None, work_dir: str, config: EvalConfig) -> dict[str, Any]:
+    """Per-image scores of every method on `config.split`, plus the flows needed for galleries.
+
+    Returns {"rows": [...], "examples": {(video_id, t): {...}}, "train_frames": n}. A row has the
+    method, video id, label, t, the nine metrics, and the true and predicted mean magnitudes.
+    """
+    store = open_flow_store(store_url)
+    videos = [r for r in store.records(complete_only=True) if r.split == config.split]
+    if not videos:
+        raise ValueError(f"{store_url} has no complete videos in split {config.split!r}")
+    baselines = fit_baselines(store, config)
+    device = resolve_device(config.device)
+    generator = load_generator(model, work_dir).to(device).eval()
+    label_of = {r.video_id: r.label for r in videos}
+    samples = sample_index(store, list(label_of), {v: 0 for v in label_of}, config.frames_per_video)
+    rows, examples = [], {}
+    for s in samples:
+        rgb, true = store.read_pair(s.video_id, s.t)
+        masks = {"canny": canny_mask(rgb, config.canny_low, config.canny_high)}
+        user = _user_mask(config, s.video_id, s.t, rgb.shape[:2])
+        masks["fg"] = user if user is not None else foreground_mask(true, config.fg_threshold_px, config.fg_kernel)
+        predictions = {
+            "Im2Flow": decode_flow(predict_flow_images(generator, [rgb], generator.config.input_size, device)[0]),
+            "Nearest neighbour": baselines.nearest.predict(rgb),
+            "Zero flow": zero_flow(rgb),
+            "Mean flow": baselines.mean.predict(rgb),
+        }
+        true_magnitude = float(np.linalg.norm(true, axis=-1).mean())
+        for method, pred in predictions.items():
+            scores = image_scores(pred, true, masks, config.min_norm_px)
+            rows.append({"method": method, "video_id": s.video_id, "label": label_of[s.video_id], "t": s.t, **scores,
+                         "true_mean_magnitude": true_magnitude,
+                         "pred_mean_magnitude": float(np.linalg.norm(pred, axis=-1).mean())})
+        examples[(s.video_id, s.t)] = {"rgb": rgb, "true": true, "Im2Flow": predictions["Im2Flow"],
+                                       "Nearest neighbour": predictions["Nearest neighbour"]}
+    return {"rows": rows, "examples": examples, "train_frames": baselines.train_frames}
