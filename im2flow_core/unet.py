@@ -1,7 +1,7 @@
 """The Im2Flow generator G: a pix2pix-style U-Net from one RGB frame to the flow image.
 
 Input: `(N, 3, H, W)` float RGB in [-1, 1]. Output, "model space": `(N, 3, H, W)` with
-F1 = sin θ and F2 = cos θ in [-1, 1] (tanh) and F3 = M / magnitude_scale_px ≥ 0 (softplus, so
+F1 = sin θ and F2 = cos θ in [-1, 1] (tanh) and F3 = M / magnitude_scale_px ≥ 0 (softplus by default, so
 large motions are not clipped as by the released code's tanh). `to_flow_image` turns that into
 the store's flow image (sin θ, cos θ, M in px). H and W must be divisible by 2**depth.
 
@@ -12,6 +12,8 @@ parameter (pix2pix's UnetSkipConnectionBlock).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -28,6 +30,8 @@ class GeneratorConfig(BaseModel):
     n_dropout: int = Field(3, ge=0, description="innermost decoder blocks with dropout 0.5")
     magnitude_scale_px: float = Field(30.0, gt=0, description="M (px) that maps to F3 = 1 in model space")
     input_size: int = Field(256, ge=16, description="short side (px) of the frames G is trained and run at")
+    magnitude_activation: Literal["softplus", "relu"] = Field(
+        "softplus", description="F3 ≥ 0; relu can output exact zeros but collapsed to 'nothing moves' (measured)")
 
     @model_validator(mode="after")
     def _input_fits_depth(self) -> GeneratorConfig:
@@ -89,7 +93,8 @@ class UNetGenerator(nn.Module):
         if rgb.shape[-2] % self.stride or rgb.shape[-1] % self.stride:
             raise ValueError(f"H and W must be multiples of {self.stride} (2**depth), got {tuple(rgb.shape[-2:])}")
         raw = self.body(rgb)
-        return torch.cat([torch.tanh(raw[:, :2]), F.softplus(raw[:, 2:])], 1)
+        magnitude = F.relu(raw[:, 2:]) if self.config.magnitude_activation == "relu" else F.softplus(raw[:, 2:])
+        return torch.cat([torch.tanh(raw[:, :2]), magnitude], 1)
 
     def to_flow_image(self, model_space: torch.Tensor) -> torch.Tensor:
         """Model space → flow image `(N, 3, H, W)` (sin θ, cos θ, M in px)."""
