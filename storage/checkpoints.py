@@ -17,41 +17,42 @@ import torch
 from storage.paths import ensure_dir, exists, filesystem
 
 
-def save_checkpoint(url: str, payload: dict[str, Any]) -> None:
-    """Write `payload` to `url` (local path or fsspec URL) atomically."""
+def _write_atomically(url: str, data: bytes) -> None:
     fs, path = filesystem(url)
     ensure_dir(url.rsplit("/", 1)[0])
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
     tmp = f"{path}.{uuid.uuid4().hex}.tmp"
     with fs.open(tmp, "wb") as handle:
-        handle.write(buffer.getvalue())
+        handle.write(data)
     fs.mv(tmp, path)
 
 
-def load_checkpoint(url: str) -> dict[str, Any] | None:
-    """The checkpoint at `url`, or None if there is none."""
+def _read(url: str) -> bytes | None:
     if not exists(url):
         return None
     fs, path = filesystem(url)
     with fs.open(path, "rb") as handle:
-        return torch.load(io.BytesIO(handle.read()), map_location="cpu", weights_only=True)
+        return handle.read()
+
+
+def save_checkpoint(url: str, payload: dict[str, Any]) -> None:
+    """Write `payload` to `url` (local path or fsspec URL) atomically."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    _write_atomically(url, buffer.getvalue())
+
+
+def load_checkpoint(url: str) -> dict[str, Any] | None:
+    """The checkpoint at `url`, or None if there is none."""
+    data = _read(url)
+    return None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def save_json(url: str, data: dict[str, Any]) -> None:
     """Write a small JSON record (e.g. a training run's ids) atomically."""
-    fs, path = filesystem(url)
-    ensure_dir(url.rsplit("/", 1)[0])
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with fs.open(tmp, "w") as handle:
-        json.dump(data, handle, indent=2)
-    fs.mv(tmp, path)
+    _write_atomically(url, json.dumps(data, indent=2).encode())
 
 
 def load_json(url: str) -> dict[str, Any] | None:
     """The JSON record at `url`, or None if there is none."""
-    if not exists(url):
-        return None
-    fs, path = filesystem(url)
-    with fs.open(path, "r") as handle:
-        return json.load(handle)
+    data = _read(url)
+    return None if data is None else json.loads(data)

@@ -36,8 +36,19 @@ def phi_config(config: TrainConfig, num_classes: int) -> ClassifierConfig:
     return ClassifierConfig(num_classes=num_classes, base_width=p.base_width, blocks=p.blocks, stem=p.stem)
 
 
-def _restore(state_dict: dict[str, Any]) -> FitState:
-    return FitState(**state_dict)
+def _resume(ckpt_path: str, modules: dict[str, Any], what: str) -> tuple[dict[str, Any] | None, FitState, str | None, Any]:
+    """Load the checkpoint at `ckpt_path` into `modules` (name → object with load_state_dict).
+
+    Returns (checkpoint or None, fit state, MLflow run id, best weights so far).
+    """
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt is None:
+        return None, FitState(), None, None
+    for name, module in modules.items():
+        module.load_state_dict(ckpt[name])
+    state = FitState(**ckpt["state"])
+    get_run_logger().info("%s resumes after epoch %d (step %d)", what, state.epoch, state.step)
+    return ckpt, state, ckpt["run_id"], ckpt["best_model"]
 
 
 def _log_epoch(metrics: dict[str, float], epoch: int) -> None:
@@ -64,13 +75,7 @@ def train_phi(config: TrainConfig, data: TrainingData, run_dir: str, tracking_ur
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.phi.lr, weight_decay=config.phi.weight_decay)
     ckpt_path = join(run_dir, "phi.pt")
-    ckpt = load_checkpoint(ckpt_path)
-    state, run_id, best_state = FitState(), None, None
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state, run_id, best_state = _restore(ckpt["state"]), ckpt["run_id"], ckpt["best_model"]
-        logger.info("φ resumes after epoch %d (step %d)", state.epoch, state.step)
+    ckpt, state, run_id, best_state = _resume(ckpt_path, {"model": model, "optimizer": optimizer}, "φ")
     with tracked_run(tracking_uri, config.experiment, "phi", run_id=run_id, parent_run_id=parent_run_id,
                      tags={"stage": "phi"}) as run:
         if ckpt is None:
@@ -144,14 +149,8 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
     scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear decay to 0 from `decay_start`, actually applied
         optimizer, lambda e: 1.0 - max(0, e - decay_start) / max(1, config.epochs - decay_start + 1))
     ckpt_path = join(run_dir, "generator.pt")
-    ckpt = load_checkpoint(ckpt_path)
-    state, run_id, best_state = FitState(), None, None
-    if ckpt is not None:
-        generator.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        state, run_id, best_state = _restore(ckpt["state"]), ckpt["run_id"], ckpt["best_model"]
-        logger.info("G resumes after epoch %d (step %d)", state.epoch, state.step)
+    ckpt, state, run_id, best_state = _resume(
+        ckpt_path, {"model": generator, "optimizer": optimizer, "scheduler": scheduler}, "G")
     with tracked_run(tracking_uri, config.experiment, "generator", run_id=run_id, parent_run_id=parent_run_id,
                      tags={"stage": "generator"}) as run:
         if ckpt is None:
