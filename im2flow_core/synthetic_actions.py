@@ -94,7 +94,7 @@ def _shape_mask(action: str) -> np.ndarray:
     return cv2.resize(m, (_SPRITE, _SPRITE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
 
 
-def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int) -> list[Pose]:
+def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int, scale: float = 1.0) -> list[Pose]:
     """Per-frame poses of the figure for `action`; randomised within the action's style."""
     t = np.arange(n_frames, dtype=np.float64)
     mid = size / 2
@@ -127,7 +127,7 @@ def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int)
             a = amplitude * math.sin(omega * k + phase)
             # The sprite hangs from its top centre (0, -22): rotate about that pivot.
             rad = math.radians(a)
-            cx, cy = px - 22 * math.sin(rad) * -1, py + 22 * math.cos(rad)
+            cx, cy = px + 22 * scale * math.sin(rad), py + 22 * scale * math.cos(rad)
             poses.append(Pose(cx, cy, -a))
         return poses
     if action == "bounce":
@@ -142,12 +142,12 @@ def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int)
     raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
 
 
-def _pose_matrix(pose: Pose) -> np.ndarray:
-    """2×3 affine map from sprite pixels to frame pixels for `pose`."""
+def _pose_matrix(pose: Pose, figure_scale: float = 1.0) -> np.ndarray:
+    """2×3 affine map from sprite pixels to frame pixels for `pose`, the figure enlarged `figure_scale`×."""
     c = _SPRITE / 2
     rad = math.radians(pose.angle)
     rotation = np.array([[math.cos(rad), -math.sin(rad)], [math.sin(rad), math.cos(rad)]])
-    linear = rotation @ np.diag([pose.scale_x, pose.scale_y])
+    linear = rotation @ np.diag([pose.scale_x, pose.scale_y]) * figure_scale
     offset = np.array([pose.x, pose.y]) - linear @ np.array([c, c])
     return np.hstack([linear, offset[:, None]]).astype(np.float64)
 
@@ -171,8 +171,12 @@ def make_scene_style(seed: int, size: int) -> SceneStyle:
     return SceneStyle(background, make_texture(rng, _SPRITE, opposite))
 
 
-def render_clip(action: str, seed: int, style: SceneStyle, n_frames: int = 20, noise_sigma: float = 2.0) -> np.ndarray:
-    """Render one clip of `action`: `(n_frames, H, W, 3) uint8` RGB, H = W = the style's size."""
+def render_clip(action: str, seed: int, style: SceneStyle, n_frames: int = 20, noise_sigma: float = 2.0,
+                figure_scale: float = 1.0) -> np.ndarray:
+    """Render one clip of `action`: `(n_frames, H, W, 3) uint8` RGB, H = W = the style's size.
+
+    `figure_scale` enlarges the figure (1.0: about 30 px long on a 96 px frame).
+    """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
     rng = np.random.default_rng(seed)
@@ -180,8 +184,8 @@ def render_clip(action: str, seed: int, style: SceneStyle, n_frames: int = 20, n
     mask = _shape_mask(action)
     sprite = np.concatenate([style.figure_texture.astype(np.float32), mask[..., None]], axis=-1)
     frames = np.empty((n_frames, size, size, 3), np.uint8)
-    for k, pose in enumerate(_trajectory(action, rng, n_frames, size)):
-        warped = cv2.warpAffine(sprite, _pose_matrix(pose), (size, size), flags=cv2.INTER_LINEAR,
+    for k, pose in enumerate(_trajectory(action, rng, n_frames, size, figure_scale)):
+        warped = cv2.warpAffine(sprite, _pose_matrix(pose, figure_scale), (size, size), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
         alpha = warped[..., 3:4]
         frame = style.background.astype(np.float32) * (1 - alpha) + warped[..., :3] * alpha

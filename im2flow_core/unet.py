@@ -30,8 +30,8 @@ class GeneratorConfig(BaseModel):
     n_dropout: int = Field(3, ge=0, description="innermost decoder blocks with dropout 0.5")
     magnitude_scale_px: float = Field(30.0, gt=0, description="M (px) that maps to F3 = 1 in model space")
     input_size: int = Field(256, ge=16, description="short side (px) of the frames G is trained and run at")
-    magnitude_activation: Literal["softplus", "relu"] = Field(
-        "softplus", description="F3 ≥ 0; relu can output exact zeros but collapsed to 'nothing moves' (measured)")
+    magnitude_activation: Literal["softplus", "relu", "abs"] = Field(
+        "softplus", description="F3 ≥ 0; on the demo relu and abs drove G towards 'nothing moves' (measured)")
 
     @model_validator(mode="after")
     def _input_fits_depth(self) -> GeneratorConfig:
@@ -93,7 +93,8 @@ class UNetGenerator(nn.Module):
         if rgb.shape[-2] % self.stride or rgb.shape[-1] % self.stride:
             raise ValueError(f"H and W must be multiples of {self.stride} (2**depth), got {tuple(rgb.shape[-2:])}")
         raw = self.body(rgb)
-        magnitude = F.relu(raw[:, 2:]) if self.config.magnitude_activation == "relu" else F.softplus(raw[:, 2:])
+        activation = {"relu": F.relu, "softplus": F.softplus, "abs": torch.abs}[self.config.magnitude_activation]
+        magnitude = activation(raw[:, 2:])
         return torch.cat([torch.tanh(raw[:, :2]), magnitude], 1)
 
     def to_flow_image(self, model_space: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,8 @@ def _class_name(action: str) -> str:
 
 
 def write_demo_dataset(root: str | Path, *, seed: int = 0, groups_per_class: int = 16, clips_per_group: int = 1,
-                       test_groups: int = 4, size: int = 96, n_frames: int = 12, fps: float = 12.0) -> Path:
+                       test_groups: int = 4, size: int = 96, n_frames: int = 12, fps: float = 12.0,
+                       figure_scale: float = 1.0) -> Path:
     """Generate the demo dataset under `root` (deterministic in `seed`); returns `root`.
 
     The last `test_groups` groups of each class form the test split. Existing files are rewritten.
@@ -45,7 +46,8 @@ def write_demo_dataset(root: str | Path, *, seed: int = 0, groups_per_class: int
             for clip in range(1, clips_per_group + 1):
                 ext, fourcc = (("mp4", "mp4v") if (group + clip) % 2 else ("avi", "MJPG"))
                 rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.{ext}"
-                frames = render_clip(action, seed * 7919 + class_index * 131 + group * 17 + clip, style, n_frames)
+                frames = render_clip(action, seed * 7919 + class_index * 131 + group * 17 + clip, style, n_frames,
+                                     figure_scale=figure_scale)
                 writer = cv2.VideoWriter(str(root / rel), cv2.VideoWriter_fourcc(*fourcc), fps, (size, size))
                 if not writer.isOpened():
                     raise RuntimeError(f"OpenCV cannot write {fourcc} video {root / rel}")
