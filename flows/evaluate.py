@@ -69,7 +69,8 @@ def write_report(out_dir: str, files: dict[str, str | bytes]) -> list[str]:
 
 
 def _examples_image(result: dict[str, Any], rows: list[dict[str, Any]], k: int) -> np.ndarray:
-    im2flow = sorted((r for r in rows if r["method"] == "Im2Flow"), key=lambda r: r["epe"])
+    im2flow = sorted((r for r in rows if r["method"] == "Im2Flow" and (r["video_id"], r["t"]) in result["examples"]),
+                     key=lambda r: r["epe"])
     picks = [("best", r) for r in im2flow[:k]] + [("worst", r) for r in im2flow[-k:]]
     lines = []
     for tag, r in picks:
@@ -86,7 +87,8 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig()) -> dict[str,
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)
     store = open_flow_store(work_dir, config.store_fingerprint)
-    result = evaluate_split(store.url, config.model, work_dir, config)
+    k = min(max(config.gallery_k // 2, 1), 3)
+    result = evaluate_split(store.url, config.model, work_dir, config, k)
     rows = result["rows"]
     table = results_table(rows)
     for entry in table:
@@ -98,7 +100,7 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig()) -> dict[str,
                   **mean_scores([r for r in rows if r["method"] == m and r["label"] == lab])}
                  for m in METHODS for lab in labels]
     markdown = markdown_table(table, "potential_spearman")
-    examples = _examples_image(result, rows, min(config.gallery_k // 2 or 1, 3))
+    examples = _examples_image(result, rows, k)
     ok, png = cv2.imencode(".png", cv2.cvtColor(examples, cv2.COLOR_RGB2BGR))
     out_dir = str(Path(work_dir) / "eval" / config.split)
     files = {"table.csv": _csv(table), "table.md": markdown + "\n", "per_class.csv": _csv(per_class),

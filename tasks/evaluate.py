@@ -59,11 +59,14 @@ def _user_mask(config: EvalConfig, video_id: str, t: int, shape: tuple[int, int]
 
 
 @task(name="evaluate-split", task_run_name="evaluate-{config.split}")
-def evaluate_split(store_url: str, model: str | None, work_dir: str, config: EvalConfig) -> dict[str, Any]:
+def evaluate_split(store_url: str, model: str | None, work_dir: str, config: EvalConfig,
+                   examples_k: int = 3) -> dict[str, Any]:
     """Per-image scores of every method on `config.split`, plus the flows needed for galleries.
 
     Returns {"rows": [...], "examples": {(video_id, t): {...}}, "train_frames": n}. A row has the
     method, video id, label, t, the nine metrics, and the true and predicted mean magnitudes.
+    Examples (frames and flows) are kept only for the `examples_k` best and worst frames by
+    Im2Flow's EPE, so memory stays bounded on large splits.
     """
     store = open_flow_store(store_url)
     videos = [r for r in store.records(complete_only=True) if r.split == config.split]
@@ -94,4 +97,17 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
                          "pred_mean_magnitude": float(np.linalg.norm(pred, axis=-1).mean())})
         examples[(s.video_id, s.t)] = {"rgb": rgb, "true": true, "Im2Flow": predictions["Im2Flow"],
                                        "Nearest neighbour": predictions["Nearest neighbour"]}
+        if len(examples) > 4 * examples_k:
+            _keep_extremes(examples, rows, examples_k)
+    _keep_extremes(examples, rows, examples_k)
     return {"rows": rows, "examples": examples, "train_frames": baselines.train_frames}
+
+
+def _keep_extremes(examples: dict[tuple[str, int], Any], rows: list[dict[str, Any]], k: int) -> None:
+    """Drop the examples that are neither among the k best nor the k worst by Im2Flow's EPE."""
+    epe = {(r["video_id"], r["t"]): r["epe"] for r in rows if r["method"] == "Im2Flow" and (r["video_id"], r["t"]) in examples}
+    ordered = sorted(epe, key=epe.__getitem__)
+    keep = set(ordered[:k]) | set(ordered[-k:])
+    for key in list(examples):
+        if key not in keep:
+            del examples[key]

@@ -85,3 +85,4 @@ def test_baselines():
     assert not zero_flow(frames[0]).any() and zero_flow(frames[0]).shape == (16, 16, 2)
     with pytest.raises(ValueError):
         MeanFlowBaseline().mean
+
