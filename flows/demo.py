@@ -14,6 +14,7 @@ from flows.ingest import ingest_flow
 from flows.predict import predict_images
 from flows.train import train_flow
 from storage import open_flow_store
+from storage.paths import predictions_url
 from storage.demo_dataset import DEMO_DATASET_VERSION, write_demo_dataset
 from tasks.config import EvalConfig, ExtractConfig, IngestConfig, TrainConfig
 from tasks.models import load_generator_export
@@ -51,7 +52,7 @@ def predict_held_out(work_dir: str, model_path: str, n_videos: int = 8) -> list[
     for record in store.records(complete_only=True):
         if record.split == "test":
             chosen.setdefault(record.label, record.video_id)
-    inputs = Path(work_dir) / "predictions" / "inputs"
+    inputs = Path(predictions_url(work_dir)) / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
     paths = []
     for label, video_id in sorted(chosen.items())[:n_videos]:
@@ -59,7 +60,7 @@ def predict_held_out(work_dir: str, model_path: str, n_videos: int = 8) -> list[
         path = inputs / f"{label}.png"
         cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         paths.append(str(path))
-    return predict_images(paths, load_generator_export(model_path), Path(work_dir) / "predictions")
+    return predict_images(paths, load_generator_export(model_path), predictions_url(work_dir))
 
 
 @flow(name="demo", log_prints=True)

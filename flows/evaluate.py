@@ -20,6 +20,8 @@ from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_metrics import COLUMNS, PAPER_HEADERS, mean_scores, spearman
 from im2flow_core.inference import motion_potential, predict_flow_images
 from storage import open_flow_store
+from storage.paths import eval_url, potential_url
+from storage.reports import write_report_files
 from storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
 from tasks.evaluate import METHODS, evaluate_split, fit_baselines
@@ -57,15 +59,8 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 @task(name="write-report")
 def write_report(out_dir: str, files: dict[str, str | bytes]) -> list[str]:
-    """Write the report files into `out_dir`; returns their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, content in files.items():
-        path = out / name
-        path.write_bytes(content if isinstance(content, bytes) else content.encode())
-        paths.append(str(path))
-    return paths
+    """Write the report files into `out_dir`; returns their URLs."""
+    return write_report_files(out_dir, files)
 
 
 def _examples_image(result: dict[str, Any], rows: list[dict[str, Any]], k: int) -> np.ndarray:
@@ -102,7 +97,7 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig()) -> dict[str,
     markdown = markdown_table(table, "potential_spearman")
     examples = _examples_image(result, rows, k)
     ok, png = cv2.imencode(".png", cv2.cvtColor(examples, cv2.COLOR_RGB2BGR))
-    out_dir = str(Path(work_dir) / "eval" / config.split)
+    out_dir = eval_url(work_dir, config.split)
     files = {"table.csv": _csv(table), "table.md": markdown + "\n", "per_class.csv": _csv(per_class),
              "per_image.csv": _csv(rows), "examples.png": png.tobytes()}
     paths = write_report(out_dir, files)
@@ -185,7 +180,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
                           for i, e in list(enumerate(ranked))[:k] + list(enumerate(ranked))[-k:]],
                          f"top {k} and bottom {k} by motion potential")
     ok, png = cv2.imencode(".png", cv2.cvtColor(gallery, cv2.COLOR_RGB2BGR))
-    out_dir = str(Path(work_dir) / "potential")
+    out_dir = potential_url(work_dir)
     corr_rows = [{"method": m, "spearman": v} for m, v in correlations.items()]
     files: dict[str, str | bytes] = {"ranking.csv": _csv(table), "gallery.png": png.tobytes()}
     if corr_rows:

@@ -8,8 +8,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import zarr
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -20,7 +18,7 @@ from flows.previews import flow_previews_markdown
 from flows.progress import RunProgress
 from storage.flow_store import create_flow_store
 from storage.manifest import read_manifest
-from storage.paths import filesystem
+from storage.reports import write_extract_report
 from tasks.extract import extract_video
 
 
@@ -33,18 +31,6 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "unknown"
     return versions
-
-
-def _write_report(store_url: str, outcomes: list[dict[str, Any]]) -> str:
-    url = store_url[: -len(".zarr")] + ".report.parquet"
-    fs, path = filesystem(url)
-    columns = ["video_id", "status", "error", "n_frames", "n_flows", "seconds"]
-    table = pa.Table.from_pylist([{c: o.get(c) for c in columns} for o in outcomes],
-                                 schema=pa.schema([("video_id", pa.string()), ("status", pa.string()),
-                                                   ("error", pa.string()), ("n_frames", pa.int64()),
-                                                   ("n_flows", pa.int64()), ("seconds", pa.float64())]))
-    pq.write_table(table, path, filesystem=fs)
-    return url
 
 
 @flow(name="extract", flow_run_name="extract-{config.algorithm.value}", log_prints=True)
@@ -77,7 +63,7 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
     elapsed = time.perf_counter() - started
     failed = [o for o in outcomes if o["status"] != "complete"]
     n_flows = sum(o["n_flows"] for o in outcomes)
-    report = _write_report(store.url, outcomes) if outcomes else None
+    report = write_extract_report(store.url, outcomes) if outcomes else None
     summary = {"store": store.url, "fingerprint": store.fingerprint, "videos_ok": len(rows),
                "skipped_complete": len(rows) - len(todo), "extracted": len(outcomes) - len(failed),
                "failed": len(failed), "frames": sum(o["n_frames"] for o in outcomes), "flows": n_flows,

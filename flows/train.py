@@ -14,7 +14,7 @@ from prefect.artifacts import create_table_artifact
 from storage import open_flow_store
 from storage.checkpoints import load_json, save_json
 from storage.flow_store import config_fingerprint
-from storage.paths import join
+from storage.paths import join, train_url
 from tasks.config import TrainConfig
 from tasks.models import load_generator_export
 from tasks.tracking import check_tracking, default_tracking_uri, flatten, git_commit, tracked_run
@@ -35,7 +35,7 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig()) -> dict[str, 
     store = open_flow_store(work_dir, config.store_fingerprint)
     data = select_training_data(store, config.val_fraction, config.seed)
     fingerprint = config_fingerprint({"store": store.fingerprint, **config.content_dict()})
-    run_dir = join(work_dir, "train", fingerprint)
+    run_dir = train_url(work_dir, fingerprint)
     record = load_json(join(run_dir, "run.json")) or {}
     if "magnitude_scale_px" not in record:
         probe, _ = make_datasets(store, data, config.crop_size, config.resolved_load_size, 1.0, config.seed,

@@ -4,6 +4,9 @@ A work directory is a local path or any fsspec URL (e.g. s3://bucket/run). Insid
 - `manifest.parquet`                      the ingest manifest
 - `flows/<algorithm>-<fingerprint>.zarr`  one flow store per extraction configuration
 - `flows/<algorithm>-<fingerprint>.report.parquet`  the last extraction run's per-video outcome
+- `train/<fingerprint>/`                  training checkpoints, exported weights, run record
+- `eval/<split>/`, `potential/`, `predictions/`  evaluation reports, rankings, demo predictions
+- `mlflow.db`, `mlartifacts/`             the default MLflow store
 """
 
 from __future__ import annotations
@@ -48,3 +51,23 @@ def ensure_dir(url: str) -> None:
     """Create the folder `url` and its parents (a no-op on object stores)."""
     fs, path = filesystem(url)
     fs.makedirs(path, exist_ok=True)
+
+
+def eval_url(work_dir: str, split: str) -> str:
+    """Folder of the evaluation report of `split`."""
+    return join(work_dir, "eval", split)
+
+
+def potential_url(work_dir: str) -> str:
+    """Folder of the motion-potential ranking."""
+    return join(work_dir, "potential")
+
+
+def predictions_url(work_dir: str) -> str:
+    """Folder of the demo's predictions."""
+    return join(work_dir, "predictions")
+
+
+def train_url(work_dir: str, fingerprint: str) -> str:
+    """Folder of one training run (checkpoints, exports, run record)."""
+    return join(work_dir, "train", fingerprint)

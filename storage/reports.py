@@ -1,0 +1,36 @@
+"""Report files a run leaves in the work directory: the extraction report and evaluation outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storage.paths import ensure_dir, filesystem, join
+
+EXTRACT_REPORT_SCHEMA = pa.schema([("video_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
+                                   ("n_frames", pa.int64()), ("n_flows", pa.int64()), ("seconds", pa.float64())])
+
+
+def write_extract_report(store_url: str, outcomes: list[Mapping[str, Any]]) -> str:
+    """Per-video outcome of an extraction run, beside its store (`<store>.report.parquet`); returns the URL."""
+    url = store_url[: -len(".zarr")] + ".report.parquet"
+    fs, path = filesystem(url)
+    rows = [{c: o.get(c) for c in EXTRACT_REPORT_SCHEMA.names} for o in outcomes]
+    pq.write_table(pa.Table.from_pylist(rows, schema=EXTRACT_REPORT_SCHEMA), path, filesystem=fs)
+    return url
+
+
+def write_report_files(out_dir: str, files: Mapping[str, str | bytes]) -> list[str]:
+    """Write named text or binary files into `out_dir` (a path or fsspec URL); returns their URLs."""
+    ensure_dir(out_dir)
+    urls = []
+    for name, content in files.items():
+        url = join(out_dir, name)
+        fs, path = filesystem(url)
+        with fs.open(path, "wb") as handle:
+            handle.write(content if isinstance(content, bytes) else content.encode())
+        urls.append(url)
+    return urls
