@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 from prefect import flow, get_run_logger, task
 
 from flows.evaluate import evaluate_flow, potential_flow
@@ -14,6 +13,7 @@ from flows.ingest import ingest_flow
 from flows.predict import predict_images
 from flows.train import train_flow
 from storage import open_flow_store
+from storage.images import write_rgb_image
 from storage.paths import predictions_url
 from storage.demo_dataset import DEMO_DATASET_VERSION, write_demo_dataset
 from tasks.config import EvalConfig, ExtractConfig, IngestConfig, TrainConfig
@@ -58,7 +58,7 @@ def predict_held_out(work_dir: str, model_path: str, n_videos: int = 8) -> list[
     for label, video_id in sorted(chosen.items())[:n_videos]:
         rgb = store.read_rgb(video_id, store.record(video_id).n_frames // 2)  # type: ignore[union-attr]
         path = inputs / f"{label}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        write_rgb_image(path, rgb)
         paths.append(str(path))
     return predict_images(paths, load_generator_export(model_path), predictions_url(work_dir))
 

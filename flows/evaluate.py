@@ -20,6 +20,7 @@ from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_metrics import COLUMNS, PAPER_HEADERS, mean_scores, spearman
 from im2flow_core.inference import motion_potential, predict_flow_images
 from storage import open_flow_store
+from storage.images import read_rgb_image
 from storage.paths import eval_url, potential_url
 from storage.reports import write_report_files
 from storage.torch_datasets import sample_index
@@ -147,10 +148,10 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
             entries.append({"image": f"{s.video_id}", "rgb": rgb})
     else:
         for path in images:
-            bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-            if bgr is None:
+            rgb = read_rgb_image(path)
+            if rgb is None:
                 raise ValueError(f"cannot read {path} as an image")
-            entries.append({"image": path, "rgb": cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)})
+            entries.append({"image": path, "rgb": rgb})
     if not entries:
         raise ValueError("no images to rank")
     for entry in entries:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 
-from im2flow_core.flow_io import write_flo
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_viz import flow_image_to_color
 from im2flow_core.inference import motion_potential, predict_flow_images
 from im2flow_core.unet import UNetGenerator
-
+from storage.flow_io import write_flo
+from storage.images import read_rgb_image, write_rgb_image
 from tasks.train_data import resolve_device
+
 
 def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Path,
                    flow_format: Literal["npy", "flo"] = "npy", device: str = "auto") -> list[dict[str, Any]]:
@@ -28,11 +28,10 @@ def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Pa
     generator = generator.to(torch_device)
     rows = []
     for path in paths:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
+        rgb = read_rgb_image(path)
+        if rgb is None:
             rows.append({"image": str(path), "error": "cannot read as an image"})
             continue
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         image = predict_flow_images(generator, [rgb], generator.config.input_size, torch_device)[0]
         stem = Path(path).stem
         np.save(out / f"{stem}_flowimage.npy", image)
@@ -41,7 +40,7 @@ def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Pa
             write_flo(out / f"{stem}_flow.flo", flow)
         else:
             np.save(out / f"{stem}_flow.npy", flow)
-        cv2.imwrite(str(out / f"{stem}_flow.png"), cv2.cvtColor(flow_image_to_color(image), cv2.COLOR_RGB2BGR))
+        write_rgb_image(out / f"{stem}_flow.png", flow_image_to_color(image))
         rows.append({"image": str(path), "height": rgb.shape[0], "width": rgb.shape[1],
                      "motion_potential_px": round(motion_potential(image), 4), "error": ""})
     return rows

@@ -7,7 +7,7 @@ import base64
 import cv2
 import numpy as np
 
-from im2flow_core.flow_viz import flow_to_color
+from flows.galleries import flow_row
 from storage.flow_store import FlowStore
 
 
@@ -32,9 +32,7 @@ def flow_previews_markdown(store: FlowStore, video_ids: list[str], max_videos: i
             continue
         t = record.n_flows // 2
         rgb, flow = store.read_pair(video_id, t)
-        strip = np.concatenate([rgb, flow_to_color(flow)], axis=1)
-        scale = width / rgb.shape[1]
-        strip = cv2.resize(strip, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA)
+        strip = flow_row(rgb, [flow], video_id, tile=round(rgb.shape[0] * width / rgb.shape[1]))
         peak = float(np.hypot(flow[..., 0], flow[..., 1]).max())
         lines += [f"**{video_id}** ({record.label}) — frame {t}, max {peak:.2f} px", "",
                   f"![{video_id}]({png_data_uri(strip)})", ""]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from prefect import task
 
@@ -16,6 +14,7 @@ from im2flow_core.flow_metrics import canny_mask, foreground_mask, image_scores
 from im2flow_core.inference import predict_flow_images
 from storage import open_flow_store
 from storage.flow_store import FlowStore
+from storage.images import read_foreground_mask
 from storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
 from tasks.models import load_generator
@@ -48,16 +47,6 @@ def fit_baselines(store: FlowStore, config: EvalConfig) -> Baselines:
     return Baselines(NearestNeighbourBaseline(np.stack(descriptors), flows), mean, len(samples))
 
 
-def _user_mask(config: EvalConfig, video_id: str, t: int, shape: tuple[int, int]) -> np.ndarray | None:
-    if config.fg_mask_dir is None:
-        return None
-    path = Path(config.fg_mask_dir) / video_id / f"{t:06d}.png"
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        return None
-    return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
-
-
 @task(name="evaluate-split", task_run_name="evaluate-{config.split}")
 def evaluate_split(store_url: str, model: str | None, work_dir: str, config: EvalConfig,
                    examples_k: int = 3) -> dict[str, Any]:
@@ -81,7 +70,8 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
     for s in samples:
         rgb, true = store.read_pair(s.video_id, s.t)
         masks = {"canny": canny_mask(rgb, config.canny_low, config.canny_high)}
-        user = _user_mask(config, s.video_id, s.t, rgb.shape[:2])
+        user = (read_foreground_mask(config.fg_mask_dir, s.video_id, s.t, rgb.shape[:2])
+                if config.fg_mask_dir is not None else None)
         masks["fg"] = user if user is not None else foreground_mask(true, config.fg_threshold_px, config.fg_kernel)
         predictions = {
             "Im2Flow": decode_flow(predict_flow_images(generator, [rgb], generator.config.input_size, device)[0]),

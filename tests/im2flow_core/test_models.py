@@ -4,7 +4,6 @@ import torch
 
 from im2flow_core.flow_classifier import ClassifierConfig, FlowClassifier, load_state_dict_file
 from im2flow_core.flow_encoding import decode_flow, encode_flow
-from im2flow_core.flow_io import read_flo, write_flo
 from im2flow_core.inference import motion_potential, network_size, predict_flow_images
 from im2flow_core.losses import Im2FlowLoss, LossConfig, content_loss, pixel_loss
 from im2flow_core.paired_transforms import augment_pair, hflip_pair, resize_pair
@@ -150,11 +149,3 @@ def test_predict_any_size_and_motion_potential():
     assert motion_potential(image) == pytest.approx(float(np.hypot(*decode_flow(image).transpose(2, 0, 1)).mean()), rel=1e-4)
     assert np.isnan(motion_potential(image, np.zeros((33, 47), bool)))
 
-
-def test_flo_round_trip(tmp_path):
-    flow = np.random.default_rng(0).normal(size=(5, 7, 2)).astype(np.float32)
-    write_flo(tmp_path / "a.flo", flow)
-    np.testing.assert_array_equal(read_flo(tmp_path / "a.flo"), flow)
-    (tmp_path / "b.flo").write_bytes(b"nope")
-    with pytest.raises(ValueError):
-        read_flo(tmp_path / "b.flo")

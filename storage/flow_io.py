@@ -1,4 +1,4 @@
-"""Reading and writing flow fields as Middlebury `.flo` files.
+"""Reading and writing flow fields as Middlebury `.flo` files (the format other flow tools exchange).
 
 Format (Baker et al.): the float 202021.25 ("PIEH"), int32 width, int32 height, then
 height × width × 2 float32 (u, v) little-endian, row-major.
