@@ -15,7 +15,8 @@ from rich.table import Table
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from tasks.config import ConfigError, EvalConfig, ExtractConfig, IngestConfig, TrainConfig, load_config  # noqa: E402
+from tasks.config import (ConfigError, EvalConfig, ExtractConfig, IngestConfig, RecognizeConfig,  # noqa: E402
+                          TrainConfig, load_config)
 from im2flow_core.optical_flow import FlowAlgorithm  # noqa: E402
 from storage.datasets import DatasetError, DatasetLayout  # noqa: E402
 from storage.flow_store import FlowStoreError  # noqa: E402
@@ -170,6 +171,32 @@ def evaluate(work_dir: WorkDir, model: Annotated[Optional[str], typer.Option(hel
         _fail(str(exc))
     console.print(result["markdown"])
     console.print(f"report in {result['out_dir']}")
+
+
+@app.command()
+def recognize(work_dir: WorkDir,
+              model: Annotated[Optional[str], typer.Option(help="G: exported .pt or MLflow URI")] = None,
+              images_csv: Annotated[Optional[Path], typer.Option(
+                  help="still images instead of video frames: CSV with path,label[,split]")] = None,
+              split: Annotated[Optional[str], typer.Option(help="split to report (default test)")] = None,
+              seeds: Annotated[Optional[str], typer.Option(help="comma-separated seeds (default 0,1,2)")] = None,
+              fusion_weight: Annotated[Optional[float], typer.Option(
+                  help="motion weight in [0, 1] (default: chosen on validation)")] = None,
+              oracle: Annotated[Optional[bool], typer.Option("--oracle/--no-oracle",
+                                                             help="also train on true flow")] = None,
+              device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda")] = None,
+              config: ConfigFile = None) -> None:
+    """Static-image action recognition: appearance + hallucinated-motion streams, late fusion."""
+    from flows.recognize import recognize_flow
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else None
+        cfg = load_config(RecognizeConfig, config, "recognize", model=model, images_csv=images_csv, split=split,
+                          seeds=seed_list, fusion_weight=fusion_weight, oracle=oracle, device=device)
+        result = recognize_flow(work_dir, cfg)
+    except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    console.print(result["markdown"])
+    console.print(f"tables, confusion matrices and stream weights in {result['out_dir']}")
 
 
 @app.command()

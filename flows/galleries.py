@@ -30,3 +30,28 @@ def stack_rows(rows: list[np.ndarray], title: str) -> np.ndarray:
     width = max(r.shape[1] for r in rows)
     padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return _caption(np.concatenate(padded, axis=0), title)
+
+
+def confusion_image(matrix: np.ndarray, labels: list[str], title: str, cell: int = 28) -> np.ndarray:
+    """A confusion matrix `(C, C)` (rows true, columns predicted) as a heat map with counts, RGB uint8."""
+    n = len(labels)
+    margin = 8 * max(len(name) for name in labels) + 8
+    image = np.full((margin + n * cell, margin + n * cell, 3), 255, np.uint8)
+    rows = matrix.sum(1, keepdims=True).clip(min=1)
+    share = matrix / rows  # per true class, so rare classes show as clearly as common ones
+    for i in range(n):
+        cv2.putText(image, labels[i], (2, margin + i * cell + cell // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+        for j in range(n):
+            y, x = margin + i * cell, margin + j * cell
+            shade = int(255 - 200 * share[i, j])
+            cv2.rectangle(image, (x, y), (x + cell - 2, y + cell - 2), (shade, shade, 255), -1)
+            cv2.putText(image, str(int(matrix[i, j])), (x + 3, y + cell // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+    # Column names, rotated so long names fit above the columns.
+    strip = np.full((n * cell, margin, 3), 255, np.uint8)
+    for j in range(n):
+        cv2.putText(strip, labels[j], (2, j * cell + cell // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    image[:margin, margin:] = np.rot90(strip, 1)
+    return _caption(image, f"{title} (rows: true, columns: predicted)")

@@ -61,3 +61,16 @@ def center_pair(rgb: np.ndarray, flow: np.ndarray, crop_size: int) -> tuple[np.n
     h, w = rgb.shape[:2]
     rgb, flow = crop_pair(rgb, flow, (h - crop_size) // 2, (w - crop_size) // 2, crop_size)
     return np.ascontiguousarray(rgb), np.ascontiguousarray(flow)
+
+
+def augment_image(rgb: np.ndarray, rng: np.random.Generator, load_size: int, crop_size: int,
+                  flip: bool = True) -> np.ndarray:
+    """`augment_pair` for a frame without flow: `(H, W, 3) uint8` → `(crop, crop, 3) uint8`."""
+    h, w = rgb.shape[:2]
+    return augment_pair(rgb, np.zeros((h, w, 2), np.float32), rng, load_size, crop_size, flip)[0]
+
+
+def center_image(rgb: np.ndarray, crop_size: int) -> np.ndarray:
+    """`center_pair` for a frame without flow: `(H, W, 3) uint8` → `(crop, crop, 3) uint8`."""
+    h, w = rgb.shape[:2]
+    return center_pair(rgb, np.zeros((h, w, 2), np.float32), crop_size)[0]

@@ -1,7 +1,10 @@
-"""Still images on disk: reading RGB frames and foreground masks, writing RGB frames and PNGs."""
+"""Still images on disk: reading RGB frames, foreground masks and labelled-image lists; writing frames."""
 
 from __future__ import annotations
 
+import csv
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -26,3 +29,41 @@ def read_foreground_mask(mask_dir: str | Path, video_id: str, t: int, shape: tup
     if mask is None:
         return None
     return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """One row of a labelled-images CSV: the image file, its class name and split ("" if not given)."""
+
+    path: str
+    label: str
+    split: str
+
+
+def read_labelled_images(csv_path: str | Path) -> list[LabelledImage]:
+    """Rows of a CSV with columns `path,label[,split]` (paths relative to the CSV's folder).
+
+    Raises ValueError naming the file and line for a missing column or an empty field; whether the
+    image itself is readable is checked where it is read.
+    """
+    csv_path = Path(csv_path)
+    try:
+        text = csv_path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read labels file {csv_path}: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"path", "label"} - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"{csv_path}: missing column(s) {sorted(missing)}; expected path,label[,split]")
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        path, label, split = (row.get("path") or "").strip(), (row.get("label") or "").strip(), (row.get("split") or "").strip()
+        if not path or not label:
+            raise ValueError(f"{csv_path}:{line}: empty path or label")
+        if split not in ("", "train", "test"):
+            raise ValueError(f"{csv_path}:{line}: split must be train or test, got {split!r}")
+        full = Path(path) if Path(path).is_absolute() else csv_path.parent / path
+        rows.append(LabelledImage(str(full), label, split))
+    if not rows:
+        raise ValueError(f"{csv_path}: no images listed")
+    return rows

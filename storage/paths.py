@@ -71,3 +71,8 @@ def predictions_url(work_dir: str) -> str:
 def train_url(work_dir: str, fingerprint: str) -> str:
     """Folder of one training run (checkpoints, exports, run record)."""
     return join(work_dir, "train", fingerprint)
+
+
+def recognize_url(work_dir: str, fingerprint: str) -> str:
+    """Folder of one recognition run (stream checkpoints, scores, accuracy tables, confusion matrices)."""
+    return join(work_dir, "recognize", fingerprint)

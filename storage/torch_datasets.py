@@ -21,6 +21,7 @@ from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.inference import rgb_to_tensor
 from storage.flow_store import FlowStore, open_flow_store, video_key
 from storage.frame_reader import FrameReader, UnsupportedLayout
+from storage.images import read_rgb_image
 
 PairTransform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
@@ -103,3 +104,33 @@ class FlowPairDataset(Dataset):
         image = torch.from_numpy(encode_flow(flow)).permute(2, 0, 1)
         image = torch.cat([image[:2], image[2:] / self.magnitude_scale_px], 0)
         return {"rgb": rgb_to_tensor(rgb), "flow": image, "label": torch.tensor(self.samples[index].label)}
+
+
+class LabelledImageDataset(Dataset):
+    """Still images with labels as tensors: `{"rgb": (3, S, S) float32 in [-1, 1], "label": int64}`.
+
+    `transform(rgb, rng)` resizes/crops/augments `(H, W, 3) uint8`; it is seeded by (seed, epoch,
+    index) like `FlowPairDataset`. An unreadable image raises ValueError naming its path (callers
+    check readability up front, so this only happens if a file changes during training).
+    """
+
+    def __init__(self, paths: Sequence[str], labels: Sequence[int],
+                 transform: Callable[[np.ndarray, np.random.Generator], np.ndarray], seed: int = 0) -> None:
+        if len(paths) != len(labels):
+            raise ValueError("paths and labels differ in length")
+        self.paths, self.labels, self.transform, self.seed = list(paths), list(labels), transform, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the augmentation draws of `epoch`."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rgb = read_rgb_image(self.paths[index])
+        if rgb is None:
+            raise ValueError(f"cannot read image {self.paths[index]}")
+        rgb = self.transform(rgb, np.random.default_rng((self.seed, self.epoch, index)))
+        return {"rgb": rgb_to_tensor(np.ascontiguousarray(rgb)), "label": torch.tensor(self.labels[index])}

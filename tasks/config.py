@@ -242,3 +242,52 @@ class EvalConfig(_StageConfig):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mlflow_tracking_uri: str | None = None
     experiment: str = "im2flow-eval"
+
+
+class StreamConfig(_StageConfig):
+    """Architecture and optimisation of a recognition stream's classifier (ResNet, plain torch)."""
+
+    base_width: int = Field(64, ge=4)
+    blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
+    stem: Literal["imagenet", "small"] = "imagenet"
+    dropout: float = Field(0.3, ge=0, lt=1)
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(5, ge=1)
+
+
+class RecognizeConfig(_StageConfig):
+    """`im2flow recognize`: appearance and motion streams, late fusion, oracle motion."""
+
+    model_config = SettingsConfigDict(env_prefix="IM2FLOW_RECOGNIZE_")
+    model: str | None = Field(None, description="G: exported .pt or MLflow model URI (default: the registry alias)")
+    store_fingerprint: str | None = None
+    images_csv: Path | None = Field(None, description="still images instead of video frames: CSV path,label[,split]")
+    split: str = Field("test", description="split to report")
+    seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1, description="each seed trains every stream once")
+    frames_per_video: int | None = Field(None, ge=1, description="training frames per video (None: all)")
+    eval_frames_per_video: int | None = Field(5, ge=1, description="test frames per video (None: all)")
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="training groups held out to select the fusion weight")
+    test_fraction: float = Field(0.3, gt=0, lt=1, description="images: test share when the CSV has no split")
+    appearance: StreamConfig = StreamConfig()
+    motion: StreamConfig = StreamConfig()
+    motion_init: Literal["fresh", "phi"] = Field("fresh", description="phi: start the motion stream from φ")
+    phi_weights: Path | None = Field(None, description="φ weights for motion_init=phi (architecture = motion)")
+    oracle: bool = Field(True, description="also train the motion stream on true TV-L1 flow (video frames only)")
+    fusion_weight: float | None = Field(None, ge=0, le=1, description="motion weight; None: chosen on validation")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    mlflow_tracking_uri: str | None = None
+    experiment: str = "im2flow-recognize"
+
+    @model_validator(mode="after")
+    def _phi_needs_weights(self) -> RecognizeConfig:
+        if self.motion_init == "phi" and self.phi_weights is None:
+            raise ValueError("motion_init=phi needs phi_weights (a φ state-dict file)")
+        return self
+
+    def content_dict(self) -> dict[str, Any]:
+        """The fields that determine the results (not where or how fast they run)."""
+        return self.model_dump(mode="json", exclude={"device", "num_workers", "mlflow_tracking_uri", "experiment"})
