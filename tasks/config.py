@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from im2flow_core.flow_encoding import CHANNEL_NAMES, ZERO_MAGNITUDE_PX
@@ -135,6 +135,24 @@ def _describe(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def _explicit_fields(model: BaseModel) -> dict[str, Any]:
+    """The fields set explicitly on `model` (recursively into nested models), as plain data."""
+    out: dict[str, Any] = {}
+    for name in model.model_fields_set:
+        value = getattr(model, name)
+        out[name] = _explicit_fields(value) if isinstance(value, BaseModel) else value
+    return out
+
+
+def _deep_update(target: dict[str, Any], source: dict[str, Any]) -> None:
+    """Merge `source` into `target`; nested mappings merge field by field (env `A__B` keeps YAML's `A.C`)."""
+    for key, value in source.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
 def load_config(cls: type[Config], yaml_path: str | Path | None = None, section: str | None = None,
                 **overrides: Any) -> Config:
     """Build `cls` from defaults < YAML (optionally its `section`) < environment < `overrides`.
@@ -157,8 +175,8 @@ def load_config(cls: type[Config], yaml_path: str | Path | None = None, section:
         from_env = cls()
     except ValidationError as exc:
         raise ConfigError(_describe(exc, "environment")) from None
-    data.update({name: getattr(from_env, name) for name in from_env.model_fields_set})
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    _deep_update(data, _explicit_fields(from_env))
+    _deep_update(data, {k: v for k, v in overrides.items() if v is not None})
     try:
         return cls(**data)
     except ValidationError as exc:

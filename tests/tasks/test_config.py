@@ -35,3 +35,17 @@ def test_store_config_changes_fingerprint_only_with_content():
     assert config_fingerprint(a) == config_fingerprint(ExtractConfig(workers=2, dask_address="tcp://x:1").store_config())
     assert config_fingerprint(a) != config_fingerprint(ExtractConfig(step=2).store_config())
     assert config_fingerprint(a) != config_fingerprint(ExtractConfig(flow_codec="quantized").store_config())
+
+
+def test_recognize_config_from_yaml_env_and_flags(tmp_path, monkeypatch):
+    from tasks.config import RecognizeConfig
+    path = tmp_path / "c.yaml"
+    path.write_text("recognize:\n  seeds: [4, 5]\n  motion: {epochs: 3}\n")
+    monkeypatch.setenv("IM2FLOW_RECOGNIZE_MOTION__BASE_WIDTH", "8")
+    config = load_config(RecognizeConfig, path, "recognize", fusion_weight=0.3)
+    assert config.seeds == (4, 5) and config.motion.epochs == 3 and config.motion.base_width == 8
+    assert config.fusion_weight == 0.3 and config.appearance.epochs == 20
+    with pytest.raises(ConfigError, match="fusion_weight"):
+        load_config(RecognizeConfig, None, None, fusion_weight=1.5)
+    with pytest.raises(ConfigError, match="phi_weights"):
+        load_config(RecognizeConfig, None, None, motion_init="phi")
