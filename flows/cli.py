@@ -83,6 +83,8 @@ def extract(work_dir: WorkDir,
             frame_stride: Annotated[Optional[int], typer.Option(help="keep every S-th frame")] = None,
             max_frames: Annotated[Optional[int], typer.Option(help="at most N frames per video")] = None,
             param: Annotated[Optional[list[str]], typer.Option(help="algorithm parameter KEY=VALUE (repeatable)")] = None,
+            device: Annotated[Optional[str], typer.Option(help="tvl1-torch: auto, cpu or cuda")] = None,
+            batch_size: Annotated[Optional[int], typer.Option(help="tvl1-torch: frame pairs per batch")] = None,
             workers: Workers = None, dask_address: DaskAddress = None, config: ConfigFile = None) -> None:
     """Compute optical flow for every ok video into a flow store under WORK_DIR/flows."""
     from flows.compute import dask_scheduler, task_runner
@@ -90,15 +92,15 @@ def extract(work_dir: WorkDir,
     try:
         overrides: dict[str, Any] = dict(algorithm=algorithm, short_side=short_side, size=size, step=step,
                                          frame_stride=frame_stride, max_frames=max_frames, workers=workers,
-                                         dask_address=dask_address)
+                                         dask_address=dask_address, device=device, batch_size=batch_size)
         cfg = load_config(ExtractConfig, config, "extract", **overrides)
         if param:
             cfg = load_config(ExtractConfig, config, "extract", **overrides,
-                              **{cfg.algorithm.value: {**cfg.algorithm_params().model_dump(by_alias=True),
+                              **{cfg.params_field: {**cfg.algorithm_params().model_dump(by_alias=True),
                                                        **_parse_params(param)}})
         with dask_scheduler(cfg.workers, cfg.dask_address) as address:
             summary = extract_flow.with_options(task_runner=task_runner(address))(work_dir, cfg, show_progress=True)
-    except (ConfigError, ManifestError, FlowStoreError) as exc:
+    except (ConfigError, ManifestError, FlowStoreError, RuntimeError) as exc:
         _fail(str(exc))
     _print_summary("extract", summary)
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import time
 from typing import Any
 
 import cv2
+import dask
 import numpy as np
 import zarr
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
 
+from im2flow_core.optical_flow import FlowAlgorithm
 from tasks.config import ExtractConfig
 from flows.previews import flow_previews_markdown
 from flows.progress import RunProgress
@@ -33,6 +36,17 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def _gpu_annotation(config: ExtractConfig) -> contextlib.AbstractContextManager:
+    """On an external Dask cluster, tvl1-torch on CUDA asks for one `GPU` worker resource per task.
+
+    Start GPU workers with `dask worker ... --resources GPU=1` (one per GPU), so each GPU runs one
+    video at a time. A local cluster declares no resources, so nothing is annotated there.
+    """
+    if config.algorithm is FlowAlgorithm.tvl1_torch and config.device != "cpu" and config.dask_address:
+        return dask.annotate(resources={"GPU": 1})
+    return contextlib.nullcontext()
+
+
 @flow(name="extract", flow_run_name="extract-{config.algorithm.value}", log_prints=True)
 def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_progress: bool = False) -> dict[str, Any]:
     """Extract flow for the manifest's ok videos into `work_dir`/flows/<algorithm>-<fingerprint>.zarr.
@@ -42,14 +56,18 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
     """
     logger = get_run_logger()
     started = time.perf_counter()
+    if config.algorithm is FlowAlgorithm.tvl1_torch and config.device == "cuda" and not config.dask_address:
+        from im2flow_core.tvl1_torch import resolve_torch_device
+        resolve_torch_device("cuda")  # no GPU here: say so before any work starts
     rows = [r for r in read_manifest(work_dir) if r["status"] == "ok"]
     store_config = config.store_config()
     store = create_flow_store(work_dir, store_config, library_versions())
     todo = [r for r in rows if not store.is_complete(r["video_id"], r["size_bytes"], r["mtime"])]
     logger.info("store %s: %d ok videos, %d already complete, %d to extract",
                 store.url, len(rows), len(rows) - len(todo), len(todo))
-    futures = [extract_video.with_options(retries=config.retries, retry_delay_seconds=1).submit(
-        store.url, r, store_config, config.shard_frames, r["video_id"]) for r in todo]
+    with _gpu_annotation(config):
+        futures = [extract_video.with_options(retries=config.retries, retry_delay_seconds=1).submit(
+            store.url, r, store_config, config.shard_frames, r["video_id"], config.compute_options()) for r in todo]
     progress = RunProgress(len(todo), f"extracting {config.algorithm.value} flow", "extract-progress", show_progress)
     outcomes, video_of = [], dict(zip(futures, todo))
     for future in as_completed(futures):

@@ -1,4 +1,5 @@
-"""Dense optical flow between two frames: TV-L1 (default), DIS and Farnebäck, all from OpenCV.
+"""Dense optical flow between two frames: TV-L1 (default), DIS and Farnebäck from OpenCV, and TV-L1
+in PyTorch (`tvl1-torch`, batched, GPU or CPU: `im2flow_core.tvl1_torch`).
 
 Every estimator takes two `(H, W) uint8` grayscale frames and returns flow `(H, W, 2) float32` in
 pixels, u first, v pointing down, such that frame0[y, x] ≈ frame1[y + v, x + u].
@@ -20,6 +21,7 @@ class FlowAlgorithm(str, Enum):
     """Optical-flow algorithms the extraction stage can run."""
 
     tvl1 = "tvl1"
+    tvl1_torch = "tvl1-torch"
     dis = "dis"
     farneback = "farneback"
 
@@ -166,15 +168,22 @@ class FarnebackEstimator:
 
 
 def create_estimator(algorithm: FlowAlgorithm | str,
-                     params: TVL1Params | DISParams | FarnebackParams | None = None) -> FlowEstimator:
-    """Build the estimator for `algorithm` with `params` (its defaults when None)."""
+                     params: TVL1Params | DISParams | FarnebackParams | None = None, *, device: str = "auto",
+                     batch_size: int = 16) -> FlowEstimator:
+    """Build the estimator for `algorithm` with `params` (its defaults when None).
+
+    `device` and `batch_size` (frame pairs computed together) apply to `tvl1-torch` only.
+    """
     algorithm = FlowAlgorithm(algorithm)
-    expected = {FlowAlgorithm.tvl1: TVL1Params, FlowAlgorithm.dis: DISParams,
+    expected = {FlowAlgorithm.tvl1: TVL1Params, FlowAlgorithm.tvl1_torch: TVL1Params, FlowAlgorithm.dis: DISParams,
                 FlowAlgorithm.farneback: FarnebackParams}[algorithm]
     if params is not None and not isinstance(params, expected):
         raise TypeError(f"{algorithm.value} needs {expected.__name__}, got {type(params).__name__}")
     if algorithm is FlowAlgorithm.tvl1:
         return TVL1Estimator(params)  # type: ignore[arg-type]
+    if algorithm is FlowAlgorithm.tvl1_torch:
+        from im2flow_core.tvl1_torch import TorchTVL1Estimator  # torch is imported only when asked for
+        return TorchTVL1Estimator(params, device=device, batch_size=batch_size)  # type: ignore[arg-type,return-value]
     if algorithm is FlowAlgorithm.dis:
         return DISEstimator(params)  # type: ignore[arg-type]
     return FarnebackEstimator(params)  # type: ignore[arg-type]
@@ -182,5 +191,6 @@ def create_estimator(algorithm: FlowAlgorithm | str,
 
 def implementation_name(algorithm: FlowAlgorithm | str) -> str:
     """Name of the code that computes `algorithm`; part of a store's fingerprint."""
-    return {FlowAlgorithm.tvl1: "opencv.optflow.DualTVL1OpticalFlow", FlowAlgorithm.dis: "opencv.DISOpticalFlow",
+    return {FlowAlgorithm.tvl1: "opencv.optflow.DualTVL1OpticalFlow",
+            FlowAlgorithm.tvl1_torch: "im2flow_core.tvl1_torch (PyTorch)", FlowAlgorithm.dis: "opencv.DISOpticalFlow",
             FlowAlgorithm.farneback: "opencv.calcOpticalFlowFarneback"}[FlowAlgorithm(algorithm)]

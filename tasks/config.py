@@ -74,6 +74,8 @@ class ExtractConfig(ComputeConfig):
     rgb_quality: int = Field(95, ge=1, le=100)
     shard_frames: int = Field(32, ge=1, description="frames per shard file")
     retries: int = Field(2, ge=0, description="retries of a video whose task crashed (not of bad videos)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="tvl1-torch: where to compute")
+    batch_size: int = Field(16, ge=1, description="tvl1-torch: frame pairs computed together")
 
     @field_validator("size", mode="before")
     @classmethod
@@ -100,9 +102,18 @@ class ExtractConfig(ComputeConfig):
         return {"mode": "bounded", "max_error_px": self.flow_max_error_px, "bound_px": self.flow_bound_px,
                 "distance": self.flow_distance, "effort": self.flow_effort}
 
+    @property
+    def params_field(self) -> str:
+        """The field holding the chosen algorithm's parameters (tvl1-torch shares TV-L1's `tvl1`)."""
+        return "tvl1" if self.algorithm is FlowAlgorithm.tvl1_torch else self.algorithm.value
+
     def algorithm_params(self) -> TVL1Params | DISParams | FarnebackParams:
         """The parameter model of the chosen algorithm."""
-        return getattr(self, self.algorithm.value)
+        return getattr(self, self.params_field)
+
+    def compute_options(self) -> dict[str, Any]:
+        """How (not what) a video is computed: never part of the store's fingerprint."""
+        return {"device": self.device, "batch_size": self.batch_size}
 
     def store_config(self) -> dict[str, Any]:
         """What determines a flow store's content; its fingerprint is taken over this dict."""

@@ -15,11 +15,12 @@ from im2flow_core.optical_flow import DISParams, FarnebackParams, FlowAlgorithm,
 from im2flow_core.video import iter_frames, resolve_frame_size
 from storage import open_flow_store
 
-_PARAMS = {FlowAlgorithm.tvl1: TVL1Params, FlowAlgorithm.dis: DISParams, FlowAlgorithm.farneback: FarnebackParams}
+_PARAMS = {FlowAlgorithm.tvl1: TVL1Params, FlowAlgorithm.tvl1_torch: TVL1Params, FlowAlgorithm.dis: DISParams,
+           FlowAlgorithm.farneback: FarnebackParams}
 
 
 def extract_one(store_url: str, video: dict[str, Any], store_config: dict[str, Any],
-                shard_frames: int) -> dict[str, Any]:
+                shard_frames: int, compute: dict[str, Any] | None = None) -> dict[str, Any]:
     """Extract `video` (a manifest row) into the store; returns an outcome dict.
 
     A bad video returns status "failed" with the reason (and stays incomplete in the store);
@@ -27,8 +28,13 @@ def extract_one(store_url: str, video: dict[str, Any], store_config: dict[str, A
     """
     cv2.setNumThreads(1)  # one OpenCV thread per Dask worker: TV-L1 would oversubscribe the cores
     started = time.perf_counter()
+    compute = compute or {}
     algorithm = FlowAlgorithm(store_config["algorithm"])
-    estimator = create_estimator(algorithm, _PARAMS[algorithm].model_validate(store_config["params"]))
+    if algorithm is FlowAlgorithm.tvl1_torch:
+        import torch
+        torch.set_num_threads(1)  # likewise on CPU; on CUDA the GPU does the work
+    estimator = create_estimator(algorithm, _PARAMS[algorithm].model_validate(store_config["params"]),
+                                 device=compute.get("device", "auto"), batch_size=compute.get("batch_size", 16))
     resize = store_config["resize"]
     size = resolve_frame_size(video["width"], video["height"], resize["short_side"],
                               tuple(resize["size"]) if resize["size"] else None)
@@ -52,6 +58,6 @@ def extract_one(store_url: str, video: dict[str, Any], store_config: dict[str, A
 
 @task(name="extract-video", task_run_name="extract-{video_id}")
 def extract_video(store_url: str, video: dict[str, Any], store_config: dict[str, Any], shard_frames: int,
-                  video_id: str) -> dict[str, Any]:
+                  video_id: str, compute: dict[str, Any] | None = None) -> dict[str, Any]:
     """Prefect task around `extract_one` (video_id is passed for the task-run name)."""
-    return extract_one(store_url, video, store_config, shard_frames)
+    return extract_one(store_url, video, store_config, shard_frames, compute)

@@ -43,3 +43,26 @@ def test_bad_video_returns_failure_and_stays_incomplete(tmp_path):
     outcome = extract_one(store.url, row, config.store_config(), shard_frames=8)
     assert outcome["status"] == "failed" and "cannot open" in outcome["error"]
     assert not open_flow_store(store.url).is_complete("A/clip")
+
+
+def test_torch_tvl1_extraction_is_its_own_store_and_matches_the_estimator(tmp_path):
+    import torch
+
+    from im2flow_core.tvl1_torch import tvl1_flow
+    frames = panning_frames(4, 40, 48, dx=1)
+    path = write_video(tmp_path / "clip.avi", frames, "FFV1")
+    fast = {"nscales": 2, "warps": 2, "outer_iterations": 3}
+    config = ExtractConfig(algorithm="tvl1-torch", tvl1=fast, short_side=None, device="cpu", batch_size=2)
+    opencv = ExtractConfig(tvl1=fast, short_side=None)
+    assert config.store_config()["implementation"] != opencv.store_config()["implementation"]
+    store = create_flow_store(str(tmp_path / "w"), config.store_config(), library_versions())
+    assert store.fingerprint != create_flow_store(str(tmp_path / "w"), opencv.store_config(), {}).fingerprint
+    outcome = extract_one(store.url, _row(path), config.store_config(), shard_frames=2, compute=config.compute_options())
+    assert outcome["status"] == "complete" and outcome["n_flows"] == 3, outcome
+    reader = open_flow_store(store.url)
+    assert reader.config["algorithm"] == "tvl1-torch" and "PyTorch" in reader.config["implementation"]
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    for t in range(3):
+        direct = tvl1_flow(torch.from_numpy(gray[t][None]), torch.from_numpy(gray[t + 1][None]),
+                           config.algorithm_params())[0].numpy()
+        assert np.linalg.norm(reader.read_pair("A/clip", t)[1] - direct, axis=-1).max() <= 0.085 + 1e-4
