@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import cv2
@@ -54,7 +55,8 @@ def _opencv_chunk(args: tuple[np.ndarray, np.ndarray]) -> int:
 def opencv_rate(f0: np.ndarray, f1: np.ndarray, workers: int) -> float:
     """Pairs/s of OpenCV TV-L1 with `workers` single-threaded processes."""
     chunks = [(f0[i::workers], f1[i::workers]) for i in range(workers)]
-    with ProcessPoolExecutor(workers) as pool:
+    # spawn, not fork: a forked child of a process that has run torch's thread pool can deadlock
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_opencv_chunk, [(c[0][:1], c[1][:1]) for c in chunks]))  # warm-up
         started = time.perf_counter()
         done = sum(pool.map(_opencv_chunk, chunks))

@@ -146,16 +146,18 @@ def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.T
                 new_u1 = v1 + theta * divergence(p11, p12)
                 new_u2 = v2 + theta * divergence(p21, p22)
                 error = ((new_u1 - u1) ** 2 + (new_u2 - u2) ** 2).sum(dim=(1, 2))
-                u1 = torch.where(mask, new_u1, u1)
-                u2 = torch.where(mask, new_u2, u2)
+                everyone = bool(active.all())  # the common case: no masking needed
+                u1 = new_u1 if everyone else torch.where(mask, new_u1, u1)
+                u2 = new_u2 if everyone else torch.where(mask, new_u2, u2)
                 u1x, u1y = forward_gradient(u1)
                 u2x, u2y = forward_gradient(u2)
                 ng1 = 1.0 + taut * torch.sqrt(u1x * u1x + u1y * u1y)
                 ng2 = 1.0 + taut * torch.sqrt(u2x * u2x + u2y * u2y)
-                p11 = torch.where(mask, (p11 + taut * u1x) / ng1, p11)
-                p12 = torch.where(mask, (p12 + taut * u1y) / ng1, p12)
-                p21 = torch.where(mask, (p21 + taut * u2x) / ng2, p21)
-                p22 = torch.where(mask, (p22 + taut * u2y) / ng2, p22)
+                duals = [(p11 + taut * u1x) / ng1, (p12 + taut * u1y) / ng1,
+                         (p21 + taut * u2x) / ng2, (p22 + taut * u2y) / ng2]
+                if not everyone:
+                    duals = [torch.where(mask, new, old) for new, old in zip(duals, (p11, p12, p21, p22))]
+                p11, p12, p21, p22 = duals
                 active = active & (error > scaled_epsilon)
                 if not bool(active.any()):
                     break
