@@ -118,3 +118,35 @@ def test_cli_extract_on_a_dask_address_publishes_artifacts(tmp_path, prefect_har
     assert "data:image/png;base64," in latest["extract-flow-previews"].data
     assert "Pan/bad" in str(latest["ingest-failures"].data)
     assert "flows_per_s" in str(latest["extract-summary"].data)
+
+
+def test_torch_tvl1_on_a_cluster_with_gpu_resources_via_the_cli(tmp_path, prefect_harness):
+    """tvl1-torch tasks ask for one GPU resource each; workers started with `--resources GPU=1` run them."""
+    import dask
+    from distributed import LocalCluster
+
+    from flows.extract import _gpu_annotation
+
+    on_cluster = ExtractConfig(algorithm="tvl1-torch", dask_address="tcp://scheduler:8786")
+    with _gpu_annotation(on_cluster):
+        assert dask.get_annotations() == {"resources": {"GPU": 1}}
+    with _gpu_annotation(on_cluster.model_copy(update={"device": "cpu"})):
+        assert dask.get_annotations() == {}  # CPU work needs no GPU slot
+    root, work = tmp_path / "data", str(tmp_path / "work")
+    (root / "Pan").mkdir(parents=True)
+    write_video(root / "Pan" / "clip0.avi", panning_frames(3, 32, 40, dx=1), "MJPG")
+    # One worker process declaring one GPU (here a CPU stands in for it: device auto finds no CUDA).
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
+                      resources={"GPU": 1}) as cluster:
+        cli = CliRunner()
+        assert cli.invoke(app, ["ingest", str(root), "--work-dir", work]).exit_code == 0
+        result = cli.invoke(app, ["extract", "--work-dir", work, "--dask-address", cluster.scheduler_address,
+                                  "--algorithm", "tvl1-torch", "--batch-size", "2", "--param", "nscales=2",
+                                  "--param", "warps=2", "--param", "outer_iterations=2"])
+        assert result.exit_code == 0, result.output
+    store = open_flow_store(work)
+    assert store.config["algorithm"] == "tvl1-torch" and store.config["params"]["nscales"] == 2
+    assert store.record("Pan/clip0").n_flows == 2
+    result = CliRunner().invoke(app, ["extract", "--work-dir", work, "--algorithm", "tvl1-torch", "--device", "cuda"])
+    if not __import__("torch").cuda.is_available():
+        assert result.exit_code == 2 and "no CUDA GPU" in result.output
