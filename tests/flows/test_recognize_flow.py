@@ -105,3 +105,20 @@ def test_recognize_on_labelled_still_images_via_the_cli(trained, tmp_path):
     with open(reports[0] / "per_seed.csv") as handle:
         per_seed = list(csv.DictReader(handle))
     assert {r["method"] for r in per_seed} == {"appearance", "motion", "fused"} and {r["seed"] for r in per_seed} == {"3"}
+
+
+def test_motion_stream_can_start_from_phi_and_a_mismatched_phi_is_named(trained):
+    work, model, uri = trained
+    phi_path = next(Path(work, "train").glob("*/phi_final.pt"))
+    config = RecognizeConfig(model=model, seeds=(0,), appearance=TINY_STREAM, motion=TINY_STREAM, oracle=False,
+                             motion_init="phi", phi_weights=phi_path, device="cpu", mlflow_tracking_uri=uri,
+                             val_fraction=0.34)
+    result = recognize_flow(work, config)
+    assert {row["method"] for row in result["table"]} == {"appearance", "motion", "fused"}
+    client = MlflowClient(uri)
+    motion = client.search_runs([client.get_run(result["run_id"]).info.experiment_id],
+                                "tags.stream = 'motion'")[0]
+    assert motion.data.params["init"] == "phi"
+    wider = config.model_copy(update={"motion": config.motion.model_copy(update={"base_width": 8})})
+    with pytest.raises(ValueError, match="phi_final.pt: weights do not fit"):
+        recognize_flow(work, wider)
