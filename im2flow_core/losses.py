@@ -34,6 +34,8 @@ class LossConfig(BaseModel):
     content_norm: Literal["l1", "l2"] = "l1"
     content_layers: tuple[str, ...] = ("layer2",)
     magnitude_weighting: bool = True
+    magnitude_norm: Literal["l2", "l1"] = Field(
+        "l2", description="penalty on the M channel: l2 (the paper) or l1 (its median, 0 where motion is unsure)")
 
     @field_validator("content_layers")
     @classmethod
@@ -52,12 +54,17 @@ class LossTerms:
     content: torch.Tensor
 
 
-def pixel_loss(pred: torch.Tensor, target: torch.Tensor, magnitude_weighting: bool = True) -> torch.Tensor:
-    """Per-pixel squared error, averaged; sin/cos weighted by the true magnitude if asked."""
+def pixel_loss(pred: torch.Tensor, target: torch.Tensor, magnitude_weighting: bool = True,
+               magnitude_norm: Literal["l2", "l1"] = "l2") -> torch.Tensor:
+    """Per-pixel squared error, averaged; sin/cos weighted by the true magnitude if asked.
+
+    With `magnitude_norm="l1"` the M channel's error is absolute instead of squared.
+    """
     direction = (pred[:, :2] - target[:, :2]).pow(2).sum(1)  # (N, H, W)
     if magnitude_weighting:
         direction = direction * target[:, 2].clamp(0, 1)
-    magnitude = (pred[:, 2] - target[:, 2]).pow(2)
+    error = pred[:, 2] - target[:, 2]
+    magnitude = error.abs() if magnitude_norm == "l1" else error.pow(2)
     return (direction + magnitude).mean()
 
 
@@ -98,7 +105,7 @@ class Im2FlowLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> LossTerms:
         """Loss terms for predicted and true model-space flow images `(N, 3, H, W)`."""
         c = self.config
-        pixel = pixel_loss(pred, target, c.magnitude_weighting)
+        pixel = pixel_loss(pred, target, c.magnitude_weighting, c.magnitude_norm)
         if c.content_weight > 0:
             content = content_loss(self.phi, pred, target, c.content_layers, c.content_norm)  # type: ignore[arg-type]
         else:

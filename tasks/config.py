@@ -194,10 +194,9 @@ def load_config(cls: type[Config], yaml_path: str | Path | None = None, section:
         raise ConfigError(_describe(exc, str(yaml_path) if yaml_path else "arguments")) from None
 
 
-class PhiTrainConfig(_StageConfig):
-    """φ, the flow-stream action classifier: architecture and optimisation."""
+class ClassifierTrainConfig(_StageConfig):
+    """A ResNet classifier (φ or a recognition stream): architecture and optimisation."""
 
-    weights: Path | None = Field(None, description="local file with φ weights: skip training φ")
     base_width: int = Field(64, ge=4)
     blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
     stem: Literal["imagenet", "small"] = "imagenet"
@@ -206,6 +205,12 @@ class PhiTrainConfig(_StageConfig):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     patience: int = Field(5, ge=1)
+
+
+class PhiTrainConfig(ClassifierTrainConfig):
+    """φ, the flow-stream action classifier: architecture and optimisation."""
+
+    weights: Path | None = Field(None, description="local file with φ weights: skip training φ")
 
 
 class TrainConfig(_StageConfig):
@@ -273,18 +278,10 @@ class EvalConfig(_StageConfig):
     experiment: str = "im2flow-eval"
 
 
-class StreamConfig(_StageConfig):
+class StreamConfig(ClassifierTrainConfig):
     """Architecture and optimisation of a recognition stream's classifier (ResNet, plain torch)."""
 
-    base_width: int = Field(64, ge=4)
-    blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
-    stem: Literal["imagenet", "small"] = "imagenet"
     dropout: float = Field(0.3, ge=0, lt=1)
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    patience: int = Field(5, ge=1)
 
 
 class RecognizeConfig(_StageConfig):

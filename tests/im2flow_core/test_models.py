@@ -149,3 +149,11 @@ def test_predict_any_size_and_motion_potential():
     assert motion_potential(image) == pytest.approx(float(np.hypot(*decode_flow(image).transpose(2, 0, 1)).mean()), rel=1e-4)
     assert np.isnan(motion_potential(image, np.zeros((33, 47), bool)))
 
+
+
+def test_l1_magnitude_penalty_is_the_absolute_error_of_m():
+    target = torch.zeros(1, 3, 2, 2)
+    pred = torch.zeros(1, 3, 2, 2)
+    pred[:, 2] = torch.tensor([[0.5, -0.5], [0.0, 2.0]])
+    assert pixel_loss(pred, target, magnitude_norm="l1").item() == pytest.approx((0.5 + 0.5 + 0 + 2.0) / 4)
+    assert pixel_loss(pred, target, magnitude_norm="l2").item() == pytest.approx((0.25 + 0.25 + 0 + 4.0) / 4)
