@@ -24,7 +24,7 @@ DEMO_EXTRACT = {"short_side": 64}
 """The demo runs at 64 px (DESIGN.md, compute budget): real datasets keep the 256 px default."""
 
 DEMO_TRAIN = {
-    "generator": {"depth": 6, "ngf": 32, "input_size": 64, "n_dropout": 0}, "load_size": 72, "epochs": 10,
+    "generator": {"depth": 6, "ngf": 32, "input_size": 64, "n_dropout": 0}, "load_size": 72, "epochs": 14,
     "patience": 4, "loss": {"magnitude_norm": "l1"},
     "phi": {"base_width": 16, "blocks": (1, 1, 1, 1), "stem": "small", "epochs": 4, "patience": 3},
 }
