@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+import queue
+import threading
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import cv2
 from prefect import task
@@ -14,6 +19,8 @@ from im2flow_core.frame_flows import iter_frame_flows
 from im2flow_core.optical_flow import DISParams, FarnebackParams, FlowAlgorithm, TVL1Params, create_estimator
 from im2flow_core.video import iter_frames, resolve_frame_size
 from storage import open_flow_store
+
+T = TypeVar("T")
 
 _PARAMS = {FlowAlgorithm.tvl1: TVL1Params, FlowAlgorithm.tvl1_torch: TVL1Params, FlowAlgorithm.dis: DISParams,
            FlowAlgorithm.farneback: FarnebackParams}
@@ -46,14 +53,75 @@ def extract_one(store_url: str, video: dict[str, Any], store_config: dict[str, A
     try:
         frames = iter_frames(video["path"], stride=store_config["frame_stride"],
                              max_frames=store_config["max_frames"], size=size)
-        for item in iter_frame_flows(frames, estimator, store_config["step"]):
-            writer.append(item.rgb, None if item.flow is None else encode_flow(item.flow))
+        if hasattr(estimator, "calc_batch"):
+            # Batched (GPU) flow: decode ahead in one thread and encode/write behind in another, so the
+            # device computes one batch while the next is decoded and the last is written.
+            depth = 2 * int(getattr(estimator, "batch_size", 16))
+            _write_behind(iter_frame_flows(prefetched(frames, depth), estimator, store_config["step"]), writer, depth)
+        else:
+            for item in iter_frame_flows(frames, estimator, store_config["step"]):
+                writer.append(item.rgb, None if item.flow is None else encode_flow(item.flow))
         record = writer.finish()
         outcome.update(status="complete", n_frames=record.n_frames, n_flows=record.n_flows)
     except (VideoError, ValueError) as exc:
         outcome["error"] = f"{type(exc).__name__}: {exc}"
     outcome["seconds"] = time.perf_counter() - started
     return outcome
+
+
+_END = object()
+
+
+def prefetched(items: Iterable[T], depth: int) -> Iterator[T]:
+    """`items`, produced by a background thread up to `depth` ahead; its exceptions re-raise here.
+
+    Stopping early (an exception in the consumer) stops the producer at its next item.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            buffer.put(exc)
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _write_behind(items: Iterable[Any], writer: Any, depth: int) -> None:
+    """Encode and append `items` (FrameFlow) in one background thread, in order, at most `depth` pending."""
+    pending: collections.deque[Future] = collections.deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(
+                    lambda it: writer.append(it.rgb, None if it.flow is None else encode_flow(it.flow)), item))
+                while len(pending) > depth:
+                    pending.popleft().result()  # re-raises a write error
+        finally:
+            while pending:  # finish (or surface the error of) what was handed over, in order
+                pending.popleft().result()
 
 
 @task(name="extract-video", task_run_name="extract-{video_id}")

@@ -66,3 +66,33 @@ def test_torch_tvl1_extraction_is_its_own_store_and_matches_the_estimator(tmp_pa
         direct = tvl1_flow(torch.from_numpy(gray[t][None]), torch.from_numpy(gray[t + 1][None]),
                            config.algorithm_params())[0].numpy()
         assert np.linalg.norm(reader.read_pair("A/clip", t)[1] - direct, axis=-1).max() <= 0.085 + 1e-4
+
+
+def test_prefetch_keeps_order_and_hands_over_the_producers_error():
+    import pytest
+
+    from tasks.extract import prefetched
+
+    assert list(prefetched(iter(range(50)), 3)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise ValueError("cannot decode frame 2")
+
+    seen = []
+    with pytest.raises(ValueError, match="frame 2"):
+        for item in prefetched(broken(), 2):
+            seen.append(item)
+    assert seen == [1]
+
+
+def test_torch_tvl1_extraction_of_a_broken_video_fails_cleanly(tmp_path):
+    path = write_video(tmp_path / "clip.avi", panning_frames(4, 32, 48), "MJPG")
+    row = _row(path)
+    path.write_bytes(b"garbage" * 100)  # broke after ingest: the decode thread's error reaches the task
+    config = ExtractConfig(algorithm="tvl1-torch", tvl1={"nscales": 1, "warps": 1, "outer_iterations": 1},
+                           short_side=None, device="cpu")
+    store = create_flow_store(str(tmp_path / "w"), config.store_config(), {})
+    outcome = extract_one(store.url, row, config.store_config(), shard_frames=8, compute=config.compute_options())
+    assert outcome["status"] == "failed" and "cannot open" in outcome["error"]
+    assert not open_flow_store(store.url).is_complete("A/clip")
