@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from im2flow_core.inference import motion_potential, predict_flow_images
 from storage import open_flow_store
 from storage.images import read_rgb_image
 from storage.paths import eval_url, potential_url
-from storage.reports import write_report_files
+from storage.reports import csv_text, write_report_files
 from storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
 from tasks.evaluate import METHODS, evaluate_split, fit_baselines
@@ -48,14 +46,6 @@ def markdown_table(table: list[dict[str, Any]], extra: str | None = None) -> str
     lines = [header, "|---" * (len(columns) + 1) + "|"]
     lines += ["| " + r["method"] + " | " + " | ".join(_fmt(r.get(c, math.nan)) for c in columns) + " |" for r in table]
     return "\n".join(lines)
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 @task(name="write-report")
@@ -99,8 +89,8 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig()) -> dict[str,
     examples = _examples_image(result, rows, k)
     ok, png = cv2.imencode(".png", cv2.cvtColor(examples, cv2.COLOR_RGB2BGR))
     out_dir = eval_url(work_dir, config.split)
-    files = {"table.csv": _csv(table), "table.md": markdown + "\n", "per_class.csv": _csv(per_class),
-             "per_image.csv": _csv(rows), "examples.png": png.tobytes()}
+    files = {"table.csv": csv_text(table), "table.md": markdown + "\n", "per_class.csv": csv_text(per_class),
+             "per_image.csv": csv_text(rows), "examples.png": png.tobytes()}
     paths = write_report(out_dir, files)
     with tracked_run(tracking_uri, config.experiment, f"evaluate-{config.split}",
                      tags={"store_fingerprint": store.fingerprint, "split": config.split,
@@ -183,9 +173,9 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     ok, png = cv2.imencode(".png", cv2.cvtColor(gallery, cv2.COLOR_RGB2BGR))
     out_dir = potential_url(work_dir)
     corr_rows = [{"method": m, "spearman": v} for m, v in correlations.items()]
-    files: dict[str, str | bytes] = {"ranking.csv": _csv(table), "gallery.png": png.tobytes()}
+    files: dict[str, str | bytes] = {"ranking.csv": csv_text(table), "gallery.png": png.tobytes()}
     if corr_rows:
-        files["spearman.csv"] = _csv(corr_rows)
+        files["spearman.csv"] = csv_text(corr_rows)
     paths = write_report(out_dir, files)
     with tracked_run(tracking_uri, config.experiment, "potential", tags={"git_commit": git_commit()}) as run:
         for path in paths:

@@ -57,8 +57,8 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
     logger = get_run_logger()
     started = time.perf_counter()
     if config.algorithm is FlowAlgorithm.tvl1_torch and config.device == "cuda" and not config.dask_address:
-        from im2flow_core.tvl1_torch import resolve_torch_device
-        resolve_torch_device("cuda")  # no GPU here: say so before any work starts
+        from im2flow_core.devices import resolve_device
+        resolve_device("cuda")  # no GPU here: say so before any work starts
     rows = [r for r in read_manifest(work_dir) if r["status"] == "ok"]
     store_config = config.store_config()
     store = create_flow_store(work_dir, store_config, library_versions())

@@ -19,7 +19,7 @@ import numpy as np
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.evaluate import _csv, write_report
+from flows.evaluate import write_report
 from flows.galleries import confusion_image
 from flows.previews import png_data_uri
 from im2flow_core.recognition import (confusion_matrix, fuse, mean_class_accuracy, select_fusion_weight, top1_accuracy,
@@ -28,6 +28,7 @@ from storage import open_flow_store
 from storage.checkpoints import save_checkpoint
 from storage.flow_store import config_fingerprint
 from storage.paths import join, recognize_url
+from storage.reports import csv_text
 from tasks.config import RecognizeConfig
 from tasks.models import load_generator
 from tasks.recognize import STREAMS, train_stream
@@ -141,12 +142,12 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig()) -
         markdown = markdown_accuracy(table)
         images = {m: confusion_image(confusions[m], data.labels, f"{m}, {len(config.seeds)} seed(s) summed")
                   for m in METHODS if confusions[m].sum()}
-        files: dict[str, str | bytes] = {"table.csv": _csv(table), "table.md": markdown + "\n",
-                                         "per_seed.csv": _csv(per_seed)}
+        files: dict[str, str | bytes] = {"table.csv": csv_text(table), "table.md": markdown + "\n",
+                                         "per_seed.csv": csv_text(per_seed)}
         for method, image in images.items():
             files[f"confusion_{method}.png"] = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
         if data.skipped:
-            files["skipped.csv"] = _csv(data.skipped)
+            files["skipped.csv"] = csv_text(data.skipped)
         paths = write_report(run_dir, files)
         for path in paths:
             mlflow.log_artifact(path.removeprefix("file://"), "report")

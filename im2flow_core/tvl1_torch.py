@@ -22,9 +22,11 @@ the right, v down, such that frame0[y, x] ≈ frame1[y + v, x + u] (the conventi
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from im2flow_core.devices import resolve_device
 from im2flow_core.optical_flow import TVL1Params
 
 _MIN_PYRAMID_SIDE = 16
@@ -192,15 +194,6 @@ def tvl1_flow(frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params |
         return torch.stack([u1, u2], dim=-1)
 
 
-def resolve_torch_device(name: str) -> torch.device:
-    """"auto" → CUDA when torch sees a GPU, else CPU; "cuda" without one is an error that says so."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested for tvl1-torch but torch sees no CUDA GPU; use cpu or auto")
-    return torch.device(name)
-
-
 class TorchTVL1Estimator:
     """`FlowEstimator` over `tvl1_flow`, with `calc_batch` for many pairs at once."""
 
@@ -210,13 +203,11 @@ class TorchTVL1Estimator:
             raise ValueError("the torch TV-L1 does not implement the illumination term: gamma must be 0")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.device = resolve_torch_device(device)
+        self.device = resolve_device(device)
         self.batch_size = batch_size
 
     def calc_batch(self, frames0: list, frames1: list) -> list:
         """Flows `(H, W, 2) float32` for pairs of equal-size `(H, W) uint8` frames (NumPy in, NumPy out)."""
-        import numpy as np
-
         if len(frames0) != len(frames1):
             raise ValueError("frames0 and frames1 differ in length")
         if not frames0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,3 +36,12 @@ def write_report_files(out_dir: str, files: Mapping[str, str | bytes]) -> list[s
             handle.write(content if isinstance(content, bytes) else content.encode())
         urls.append(url)
     return urls
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows of equal keys as CSV text with a header (the first row's keys, in order)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

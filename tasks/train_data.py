@@ -10,19 +10,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from im2flow_core.devices import resolve_device  # noqa: F401 - re-exported for tasks and flows
 from im2flow_core.paired_transforms import augment_pair, center_pair
 from im2flow_core.splits import stratified_split
 from storage.flow_store import FlowStore
 from storage.torch_datasets import FlowPairDataset, sample_index
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" → CUDA when available, else CPU; "cuda" without a GPU is an error that says so."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu or auto")
-    return torch.device(name)
 
 
 @dataclass(frozen=True)
