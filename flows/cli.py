@@ -222,15 +222,168 @@ def potential(images: Annotated[Optional[list[str]], typer.Argument(help="image 
     console.print(f"ranking and gallery in {result['out_dir']}")
 
 
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="any field: SECTION.FIELD=VALUE (repeatable), "
+                                                     "e.g. --set train.loss.content_weight=0")]
+PipelineConfigFile = Annotated[Optional[Path], typer.Option("--config", help="pipeline YAML (a section per stage)")]
+Preset = Annotated[Optional[str], typer.Option(help="paper (default) or demo (small models for CPUs)")]
+
+
+def _pipeline_overrides(sets: list[str] | None, **flags: Any) -> dict[str, dict[str, Any]]:
+    """`--set` values plus the named flags ("section.field": value; None = not given)."""
+    from tasks.pipeline_config import parse_sets
+    overrides = parse_sets(sets)
+    for dotted, value in flags.items():
+        if value is None:
+            continue
+        section, field = dotted.split(".", 1)
+        node = overrides.setdefault(section, {})
+        if "." in field:  # e.g. train.loss.content_weight
+            outer, inner = field.split(".", 1)
+            node.setdefault(outer, {})[inner] = value
+        else:
+            node[field] = value
+    return overrides
+
+
+def _preflight() -> None:
+    """Prefect API reachable (when one is configured), before anything starts."""
+    from flows.preflight import ServiceUnreachable, check_prefect_api
+    try:
+        check_prefect_api()
+    except ServiceUnreachable as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset folder, or a CSV/Parquet video list")],
+             work_dir: WorkDir, config: PipelineConfigFile = None, set_: Sets = None, preset: Preset = None,
+             stages: Annotated[Optional[str], typer.Option(help="comma-separated subset of "
+                                                           "ingest,extract,train,evaluate,recognize,potential")] = None,
+             algorithm: Annotated[Optional[FlowAlgorithm], typer.Option(help="optical-flow algorithm")] = None,
+             epochs: Annotated[Optional[int], typer.Option(help="epochs of G")] = None,
+             content_weight: Annotated[Optional[float], typer.Option("--lambda", help="λ; 0 = pixel-only")] = None,
+             device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda (training, evaluation)")] = None,
+             run_name: Annotated[Optional[str], typer.Option(help="MLflow parent run name")] = None,
+             refresh: Annotated[Optional[bool], typer.Option("--refresh", help="rerun stages whose inputs did not "
+                                                            "change")] = None,
+             workers: Workers = None, dask_address: DaskAddress = None) -> None:
+    """Run ingest → extract → train → evaluate → recognize → potential as one Prefect flow.
+
+    Stages whose inputs and settings did not change since the last run are reused, not rerun.
+    """
+    from flows.pipeline import pipeline_flow
+    from flows.preflight import ServiceUnreachable
+    from tasks.pipeline_config import load_pipeline_configs
+    try:
+        overrides = _pipeline_overrides(
+            set_, **{"pipeline.stages": stages, "pipeline.run_name": run_name, "pipeline.refresh": refresh,
+                     "pipeline.workers": workers, "pipeline.dask_address": dask_address,
+                     "extract.algorithm": algorithm.value if algorithm else None, "train.epochs": epochs,
+                     "train.loss.content_weight": content_weight, "train.device": device,
+                     "evaluate.device": device, "recognize.device": device})
+        load_pipeline_configs(str(config) if config else None, overrides, preset)  # fail here, naming the field
+        _preflight()
+        result = pipeline_flow(dataset, work_dir, str(config) if config else None, overrides, preset,
+                               show_progress=True)
+    except (ConfigError, DatasetError, ManifestError, FlowStoreError, ServiceUnreachable, ValueError) as exc:
+        _fail(str(exc))
+    _print_pipeline(result)
+
+
+def _print_pipeline(result: dict[str, Any]) -> None:
+    table = Table("stage", "status", "seconds", title="pipeline")
+    for row in result["stages"]:
+        table.add_row(row["stage"], row["status"], str(row["seconds"]))
+    console.print(table)
+    results = result["results"]
+    if "evaluate" in results:
+        console.print("\n[bold]flow prediction[/bold] (the paper's table; lower EPE, higher DS/OS are better)")
+        console.print(results["evaluate"]["markdown"])
+    if "recognize" in results:
+        console.print("\n[bold]static-image action recognition[/bold] (mean ± std over seeds)")
+        console.print(results["recognize"]["markdown"])
+    if "potential" in results:
+        for method, rho in results["potential"]["spearman"].items():
+            console.print(f"motion potential vs true mean motion, Spearman ρ, {method}: {rho:.3f}")
+    console.print(f"MLflow parent run {result['run_id']} (experiment {result['experiment']}) in "
+                  f"{result['tracking_uri']}; compare two runs with: im2flow compare RUN_A RUN_B")
+
+
+@app.command()
+def serve(dataset: Annotated[str, typer.Option("--dataset", help="dataset folder, or a CSV/Parquet video list")],
+          work_dir: WorkDir, cron: Annotated[str, typer.Option(help='cron schedule, e.g. "0 3 * * *"')],
+          config: PipelineConfigFile = None, set_: Sets = None, preset: Preset = None,
+          name: Annotated[str, typer.Option(help="deployment name")] = "im2flow-pipeline",
+          timezone: Annotated[str, typer.Option(help="time zone of the cron schedule")] = "UTC") -> None:
+    """Serve the pipeline as a Prefect deployment on a cron schedule (needs a Prefect server).
+
+    Start a server with `prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api;
+    runs then appear in its UI. Stop serving with Ctrl-C (the schedule is paused).
+    """
+    from prefect.client.schemas.schedules import construct_schedule
+    from prefect.deployments.runner import EntrypointType
+
+    from flows.pipeline import pipeline_flow
+    from flows.preflight import prefect_api_url
+    from tasks.pipeline_config import load_pipeline_configs
+    if prefect_api_url() is None:
+        _fail("no Prefect server configured: start one with `prefect server start` and set "
+              "PREFECT_API_URL=http://127.0.0.1:4200/api (a schedule needs a server that outlives this command)")
+    _preflight()
+    try:
+        overrides = _pipeline_overrides(set_)
+        load_pipeline_configs(str(config) if config else None, overrides, preset)
+        schedule = construct_schedule(cron=cron, timezone=timezone)
+    except (ConfigError, ValueError) as exc:
+        _fail(str(exc))
+    parameters = {"dataset_root": str(Path(dataset).absolute()) if "://" not in dataset else dataset,
+                  "work_dir": str(Path(work_dir).absolute()) if "://" not in work_dir else work_dir,
+                  "config_file": str(config.absolute()) if config else None, "overrides": overrides, "preset": preset}
+    console.print(f"serving deployment pipeline/{name} on {prefect_api_url()} with cron {cron!r} ({timezone})")
+    pipeline_flow.serve(name=name, schedules=[schedule], parameters=parameters,
+                        entrypoint_type=EntrypointType.MODULE_PATH, tags=["im2flow"])
+
+
+@app.command()
+def compare(run_a: Annotated[str, typer.Argument(help="MLflow run id or run name")],
+            run_b: Annotated[str, typer.Argument(help="MLflow run id or run name")],
+            work_dir: Annotated[str, typer.Option("--work-dir", "-w", help="for its SQLite store")] = ".",
+            tracking_uri: Annotated[Optional[str], typer.Option(help="default: MLFLOW_TRACKING_URI, else "
+                                                                "WORK_DIR/mlflow.db")] = None,
+            all_params: Annotated[bool, typer.Option("--all-params", help="show equal params too")] = False) -> None:
+    """Compare two runs (e.g. two pipeline runs) side by side: tags, differing params, metrics."""
+    from flows.compare import compare_runs
+    from tasks.tracking import default_tracking_uri
+    try:
+        result = compare_runs(default_tracking_uri(work_dir, tracking_uri), run_a, run_b, all_params)
+    except ValueError as exc:
+        _fail(str(exc))
+    (id_a, name_a), (id_b, name_b) = result["runs"]
+    head_a, head_b = f"a: {name_a} ({id_a[:8]})", f"b: {name_b} ({id_b[:8]})"
+    for title, rows, key in (("tags", result["tags"], "tag"), ("params that differ" if not all_params else "params",
+                                                                 result["params"], "param")):
+        table = Table(key, head_a, head_b, title=title)
+        for row in rows:
+            table.add_row(row[key], row["a"], row["b"])
+        console.print(table)
+    table = Table("metric", head_a, head_b, "b − a", title="metrics")
+    for row in result["metrics"]:
+        table.add_row(row["metric"], row["a"], row["b"], row["b − a"])
+    console.print(table)
+
+
 @app.command()
 def demo(work_dir: Annotated[str, typer.Option("--work-dir", "-w")] = "im2flow-demo",
-         seed: int = 0, workers: Workers = None) -> None:
-    """Generate the built-in dataset and run the pipeline on it (local Dask, no Prefect server)."""
-    from flows.compute import dask_scheduler, task_runner
+         seed: int = 0, workers: Workers = None, set_: Sets = None) -> None:
+    """Generate the built-in dataset and run the whole pipeline on it (local Dask, no Prefect server needed)."""
     from flows.demo import demo_flow
-    with dask_scheduler(workers) as address:
-        result = demo_flow.with_options(task_runner=task_runner(address))(
-            work_dir, seed=seed, dask_address=address, show_progress=True)
+    from flows.preflight import ServiceUnreachable
+    try:
+        overrides = _pipeline_overrides(set_, **{"pipeline.workers": workers})
+        _preflight()
+        result = demo_flow(work_dir, seed=seed, overrides=overrides, show_progress=True)
+    except (ConfigError, ServiceUnreachable) as exc:
+        _fail(str(exc))
     _print_summary("demo: ingest", result["ingest"])
     _print_summary("demo: extract", result["extract"])
     _print_summary("demo: train", result["train"])
@@ -239,19 +392,12 @@ def demo(work_dir: Annotated[str, typer.Option("--work-dir", "-w")] = "im2flow-d
         table.add_row(row["image"], str(row.get("motion_potential_px", row["error"])))
     console.print(table)
     console.print(f"Predictions (flow images, .npy flow, colour-wheel PNGs) in {work_dir}/predictions")
-    console.print("\n[bold]demo: flow prediction on the test split[/bold] (the paper's table; lower EPE, higher DS/OS "
-                  "are better)")
-    console.print(result["evaluation"]["markdown"])
-    console.print(f"report, per-class table and best/worst examples in {result['evaluation']['out_dir']}")
-    console.print("\n[bold]demo: static-image action recognition on the test split[/bold] (mean ± std over seeds; "
-                  "appearance = RGB stream, motion = stream on G's hallucinated flow, oracle = on true TV-L1 flow)")
-    console.print(result["recognition"]["markdown"])
-    console.print(f"confusion matrices and per-seed results in {result['recognition']['out_dir']}")
-    for method, rho in result["potential"]["spearman"].items():
-        console.print(f"motion potential vs true mean motion, Spearman ρ, {method}: {rho:.3f}")
+    console.print(f"report, per-class table and best/worst examples in {result['evaluate']['out_dir']}")
+    console.print(f"confusion matrices and per-seed results in {result['recognize']['out_dir']}")
     console.print(f"motion-potential ranking and gallery in {result['potential']['out_dir']}")
+    _print_pipeline(result["pipeline"])
     console.print(f"Read the store back with: im2flow inspect --work-dir {work_dir}; "
-                  f"browse runs with: mlflow ui --backend-store-uri {result['train']['tracking_uri']}")
+                  f"browse runs with: mlflow ui --backend-store-uri {result['pipeline']['tracking_uri']}")
 
 
 @app.command()

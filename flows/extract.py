@@ -22,7 +22,8 @@ from flows.progress import RunProgress
 from storage.flow_store import create_flow_store
 from storage.manifest import read_manifest
 from storage.reports import write_extract_report
-from tasks.extract import extract_video
+from storage.flow_store import FlowStore
+from tasks.extract import extract_videos
 
 
 def library_versions() -> dict[str, str]:
@@ -47,6 +48,25 @@ def _gpu_annotation(config: ExtractConfig) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def _task_name(batch: list[dict[str, Any]]) -> str:
+    """`video_id`, or `first_id+N` for a batch of N + 1 videos (the task run's name in the UI)."""
+    return batch[0]["video_id"] + (f"+{len(batch) - 1}" if len(batch) > 1 else "")
+
+
+def _crashed(store: FlowStore, batch: list[dict[str, Any]], exc: Exception) -> list[dict[str, Any]]:
+    """Outcomes of a batch whose task crashed after its retries: what the store holds complete is kept."""
+    out = []
+    for video in batch:
+        record = store.record(video["video_id"])
+        if record is not None and store.is_complete(video["video_id"], video["size_bytes"], video["mtime"]):
+            out.append({"video_id": video["video_id"], "status": "complete", "error": "", "seconds": 0.0,
+                        "n_frames": record.n_frames, "n_flows": record.n_flows})
+        else:
+            out.append({"video_id": video["video_id"], "status": "failed", "error": f"task crashed: {exc!r}",
+                        "n_frames": 0, "n_flows": 0, "seconds": 0.0})
+    return out
+
+
 @flow(name="extract", flow_run_name="extract-{config.algorithm.value}", log_prints=True)
 def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_progress: bool = False) -> dict[str, Any]:
     """Extract flow for the manifest's ok videos into `work_dir`/flows/<algorithm>-<fingerprint>.zarr.
@@ -65,18 +85,20 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
     todo = [r for r in rows if not store.is_complete(r["video_id"], r["size_bytes"], r["mtime"])]
     logger.info("store %s: %d ok videos, %d already complete, %d to extract",
                 store.url, len(rows), len(rows) - len(todo), len(todo))
+    batches = [todo[i : i + config.videos_per_task] for i in range(0, len(todo), config.videos_per_task)]
     with _gpu_annotation(config):
-        futures = [extract_video.with_options(retries=config.retries, retry_delay_seconds=1).submit(
-            store.url, r, store_config, config.shard_frames, r["video_id"], config.compute_options()) for r in todo]
+        futures = [extract_videos.with_options(retries=config.retries, retry_delay_seconds=1).submit(
+            store.url, batch, store_config, config.shard_frames, _task_name(batch), config.compute_options())
+            for batch in batches]
     progress = RunProgress(len(todo), f"extracting {config.algorithm.value} flow", "extract-progress", show_progress)
-    outcomes, video_of = [], dict(zip(futures, todo))
+    outcomes, batch_of = [], dict(zip(futures, batches))
     for future in as_completed(futures):
         try:
-            outcomes.append(future.result())
+            batch_outcomes = future.result()
         except Exception as exc:  # noqa: BLE001 - a task that still crashed after its retries is recorded
-            outcomes.append({"video_id": video_of[future]["video_id"], "status": "failed", "error": f"task crashed: {exc!r}",
-                             "n_frames": 0, "n_flows": 0, "seconds": 0.0})
-        progress.advance()
+            batch_outcomes = _crashed(store, batch_of[future], exc)
+        outcomes.extend(batch_outcomes)
+        progress.advance(len(batch_outcomes))
     progress.close()
     elapsed = time.perf_counter() - started
     failed = [o for o in outcomes if o["status"] != "complete"]

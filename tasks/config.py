@@ -7,6 +7,7 @@ fail with a message that names the field.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -73,7 +74,8 @@ class ExtractConfig(ComputeConfig):
     rgb_format: Literal["jpeg", "png"] = "jpeg"
     rgb_quality: int = Field(95, ge=1, le=100)
     shard_frames: int = Field(32, ge=1, description="frames per shard file")
-    retries: int = Field(2, ge=0, description="retries of a video whose task crashed (not of bad videos)")
+    retries: int = Field(2, ge=0, description="retries of a task that crashed (not of bad videos)")
+    videos_per_task: int = Field(1, ge=1, description="videos one Prefect task extracts (more for short clips)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="tvl1-torch: where to compute")
     batch_size: int = Field(16, ge=1, description="tvl1-torch: frame pairs computed together")
 
@@ -138,10 +140,10 @@ class ExtractConfig(ComputeConfig):
 Config = TypeVar("Config", bound=_StageConfig)
 
 
-def _describe(error: ValidationError, source: str) -> str:
+def _describe(error: ValidationError, source: str, section: str | None = None) -> str:
     lines = [f"invalid configuration ({source}):"]
     for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(root)"
+        field = ".".join([*([section] if section else []), *(str(p) for p in item["loc"])]) or "(root)"
         lines.append(f"  {field}: {item['msg']}")
     return "\n".join(lines)
 
@@ -165,13 +167,13 @@ def _deep_update(target: dict[str, Any], source: dict[str, Any]) -> None:
 
 
 def load_config(cls: type[Config], yaml_path: str | Path | None = None, section: str | None = None,
-                **overrides: Any) -> Config:
-    """Build `cls` from defaults < YAML (optionally its `section`) < environment < `overrides`.
+                base: dict[str, Any] | None = None, **overrides: Any) -> Config:
+    """Build `cls` from defaults < `base` < YAML (optionally its `section`) < environment < `overrides`.
 
-    Overrides equal to None are ignored (flags the user did not give). Raises ConfigError naming
-    the bad field.
+    `base` is a preset's values (the demo's small models). Overrides equal to None are ignored
+    (flags the user did not give). Raises ConfigError naming the bad field (with its section).
     """
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = copy.deepcopy(base) if base else {}
     if yaml_path is not None:
         try:
             loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
@@ -181,17 +183,17 @@ def load_config(cls: type[Config], yaml_path: str | Path | None = None, section:
             loaded = loaded.get(section, {}) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {yaml_path} must hold a mapping of fields")
-        data.update(loaded)
+        _deep_update(data, loaded)
     try:
         from_env = cls()
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, "environment")) from None
+        raise ConfigError(_describe(exc, "environment", section)) from None
     _deep_update(data, _explicit_fields(from_env))
     _deep_update(data, {k: v for k, v in overrides.items() if v is not None})
     try:
         return cls(**data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, str(yaml_path) if yaml_path else "arguments")) from None
+        raise ConfigError(_describe(exc, str(yaml_path) if yaml_path else "arguments", section)) from None
 
 
 class ClassifierTrainConfig(_StageConfig):

@@ -124,8 +124,21 @@ def _write_behind(items: Iterable[Any], writer: Any, depth: int) -> None:
                 pending.popleft().result()
 
 
-@task(name="extract-video", task_run_name="extract-{video_id}")
-def extract_video(store_url: str, video: dict[str, Any], store_config: dict[str, Any], shard_frames: int,
-                  video_id: str, compute: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Prefect task around `extract_one` (video_id is passed for the task-run name)."""
-    return extract_one(store_url, video, store_config, shard_frames, compute)
+@task(name="extract-videos", task_run_name="extract-{name}")
+def extract_videos(store_url: str, videos: list[dict[str, Any]], store_config: dict[str, Any], shard_frames: int,
+                   name: str, compute: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Extract `videos` (manifest rows) one after another; returns one outcome each.
+
+    `name` (the video id, or the first id and how many more) names the task run. A retried task
+    skips the videos it already completed.
+    """
+    store = open_flow_store(store_url)
+    outcomes = []
+    for video in videos:
+        if store.is_complete(video["video_id"], video["size_bytes"], video["mtime"]):
+            record = store.record(video["video_id"])
+            outcomes.append({"video_id": video["video_id"], "status": "complete", "error": "", "seconds": 0.0,
+                             "n_frames": record.n_frames, "n_flows": record.n_flows})  # type: ignore[union-attr]
+            continue
+        outcomes.append(extract_one(store_url, video, store_config, shard_frames, compute))
+    return outcomes

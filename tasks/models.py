@@ -26,8 +26,8 @@ def load_generator(model: str | None, work_dir: str | None) -> UNetGenerator:
 
     MLflow URIs resolve against `work_dir`'s tracking store (or $MLFLOW_TRACKING_URI).
     """
-    if model and Path(model).is_file():
-        return load_generator_export(model)
+    if model and (Path(model).is_file() or ("://" in model and not model.startswith(("models:/", "runs:/")))):
+        return load_generator_export(model)  # a local file or a URL of one (s3://…/generator_final.pt)
     if model is None and work_dir is None:
         raise ValueError("give a model (a .pt export or an MLflow model URI) or the work dir of a trained run")
     import mlflow

@@ -1,0 +1,179 @@
+"""The pipeline: ingest → extract → train → evaluate → recognize → potential as one Prefect flow.
+
+Each stage is a subflow run inside a cached stage task (tasks.stages): a stage whose inputs (the
+dataset's files, the manifest, the flow store's videos, the model file) and configuration did not
+change is skipped, and its last summary reused. Within a stage, work already done is skipped too
+(probed videos, complete videos, finished training epochs, trained streams), so a killed run
+resumes where it stopped. One MLflow parent run per pipeline run holds every stage's runs nested
+under it, every configuration field as a param, and the headline metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
+from flows.compute import dask_scheduler, task_runner
+from flows.evaluate import evaluate_flow, potential_flow
+from flows.extract import extract_flow
+from flows.ingest import ingest_flow
+from flows.preflight import check_dask, check_mlflow
+from flows.recognize import recognize_flow
+from flows.train import train_flow
+from storage import open_flow_store
+from storage.datasets import scan_dataset
+from storage.digests import dataset_digest, digest, file_digest, manifest_digest, store_digest
+from tasks.pipeline_config import PipelineConfigs, load_pipeline_configs
+from tasks.stages import cache_storage, run_stage
+from tasks.tracking import default_tracking_uri, flatten, git_commit, tracked_run
+
+HEADLINE_METRICS = {
+    "ingest": {"videos": "ingest_videos", "probed": "ingest_probed"},
+    "extract": {"videos_ok": "extract_videos", "extracted": "extract_extracted", "failed": "extract_failed",
+                "flows_per_s": "extract_flows_per_s"},
+    "train": {"phi_val_acc": "phi_val_acc", "generator_best_val_loss": "generator_best_val_loss",
+              "generator_epochs": "generator_epochs"},
+}
+"""Summary field → metric name logged on the pipeline's parent run, per stage (evaluate and
+recognize log the DESIGN.md metric names: epe … os_fg, acc_appearance, acc_motion, acc_fused …)."""
+
+
+def _run_name() -> str:
+    root = flow_run.parameters.get("dataset_root", "dataset")
+    return f"pipeline-{Path(str(root)).name or 'dataset'}"
+
+
+def headline_metrics(stage: str, summary: dict[str, Any]) -> dict[str, float]:
+    """The metrics a stage's summary contributes to the parent run (finite numbers only)."""
+    out: dict[str, float] = {}
+    if stage == "evaluate":
+        row = next((r for r in summary["table"] if r["method"] == "Im2Flow"), {})
+        out = {k: v for k, v in row.items() if k != "method"}
+    elif stage == "recognize":
+        for row in summary["table"]:
+            out[f"acc_{row['method']}"] = row["acc"]
+            out[f"acc_{row['method']}_std"] = row["acc_std"]
+            out[f"video_acc_{row['method']}"] = row["video_acc"]
+    elif stage == "potential":
+        out = {f"potential_spearman_{m.lower().replace(' ', '_')}": v for m, v in summary["spearman"].items()}
+    else:
+        out = {metric: summary.get(field) for field, metric in HEADLINE_METRICS.get(stage, {}).items()}
+    return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
+
+
+@flow(name="pipeline", flow_run_name=_run_name, log_prints=True)
+def pipeline_flow(dataset_root: str, work_dir: str, config_file: str | None = None,
+                  overrides: dict[str, dict[str, Any]] | None = None, preset: str | None = None,
+                  show_progress: bool = False) -> dict[str, Any]:
+    """Run the configured stages on the dataset at `dataset_root` into `work_dir`; returns every summary.
+
+    `config_file` is the pipeline YAML, `overrides` the flags and `--set` values (section → fields),
+    `preset` a named preset (`demo`). Configuration errors and unreachable services fail before any
+    work starts.
+    """
+    configs = load_pipeline_configs(config_file, overrides, preset)
+    return run_pipeline(dataset_root, work_dir, configs, show_progress)
+
+
+def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs, show_progress: bool = False) -> dict[str, Any]:
+    """The body of `pipeline_flow` (inside a flow run): stages, cache keys, MLflow parent run, artifacts."""
+    logger = get_run_logger()
+    pipe = configs.pipeline
+    tracking_uri = default_tracking_uri(work_dir, pipe.mlflow_tracking_uri)
+    check_mlflow(tracking_uri)
+    check_dask(pipe.dask_address)
+    ing = configs.ingest
+    entries = scan_dataset(dataset_root, ing.layout, ing.split_index, ing.test_fraction, ing.seed)
+    data_digest = dataset_digest(entries)
+    stage_task = run_stage.with_options(result_storage=cache_storage(work_dir), refresh_cache=pipe.refresh)
+    results: dict[str, dict[str, Any]] = {}
+    report: list[dict[str, Any]] = []
+    tags = {"dataset": str(Path(dataset_root).absolute()), "dataset_digest": data_digest, "work_dir": work_dir,
+            "git_commit": git_commit(), "preset": pipe.preset, "stages": ",".join(pipe.stages),
+            "prefect_flow_run_id": str(flow_run.id or "")}
+    run_name = pipe.run_name or _run_name()
+    with dask_scheduler(pipe.workers, pipe.dask_address) as address, \
+            tracked_run(tracking_uri, pipe.experiment, run_name, tags=tags) as parent:
+        mlflow.log_params(flatten(configs.as_params()))
+        logger.info("pipeline %s: stages %s; MLflow run %s in %s; Dask %s", run_name, ", ".join(pipe.stages),
+                    parent.info.run_id, tracking_uri, address)
+
+        def stage(name: str, key_parts: list[Any], run: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+            if name not in pipe.stages:
+                return None
+            started = time.perf_counter()
+            state = stage_task(name, digest([work_dir, *key_parts]), run, return_state=True)
+            summary = state.result()
+            seconds = time.perf_counter() - started
+            cached = state.name == "Cached"
+            results[name] = summary
+            report.append({"stage": name, "status": "cached (inputs unchanged)" if cached else "ran",
+                           "seconds": round(seconds, 1)})
+            metrics = headline_metrics(name, summary)
+            mlflow.log_metrics({**metrics, f"seconds_{name}": seconds})
+            mlflow.set_tag(f"stage_{name}", "cached" if cached else "ran")
+            if cached or name in ("ingest", "extract"):
+                # Stages without MLflow runs of their own, and cached stages, get a nested run here.
+                with tracked_run(tracking_uri, pipe.experiment, name,
+                                 tags={"stage": name, "cached": str(cached).lower(),
+                                       "source_run_id": str(summary.get("run_id") or summary.get("parent_run_id") or "")}):
+                    section = {"potential": "evaluate"}.get(name, name)
+                    mlflow.log_params(flatten(getattr(configs, section).model_dump(mode="json")))
+                    if metrics:
+                        mlflow.log_metrics(metrics)
+            logger.info("stage %s %s in %.1f s", name, "reused (cached)" if cached else "ran", seconds)
+            return summary
+
+        stage("ingest", [str(Path(dataset_root).absolute()), data_digest, ing.model_dump(mode="json", exclude={"workers", "dask_address"})],
+              lambda: ingest_flow.with_options(task_runner=task_runner(address))(
+                  dataset_root, work_dir, ing, show_progress=show_progress))
+        ext = configs.extract.model_copy(update={"dask_address": address if pipe.dask_address else None})
+        extract = stage("extract", [manifest_digest(work_dir), ext.store_config()],
+                        lambda: extract_flow.with_options(task_runner=task_runner(address))(
+                            work_dir, ext, show_progress=show_progress))
+        fingerprint = configs.train.store_fingerprint or (extract or {}).get("fingerprint")
+        needs_store = any(s in pipe.stages for s in ("train", "evaluate", "recognize", "potential"))
+        store = open_flow_store(work_dir, fingerprint) if needs_store else None
+        content = store_digest(store) if store is not None else ""
+        if store is not None:
+            mlflow.set_tag("store_fingerprint", store.fingerprint)
+        train_cfg = configs.train.model_copy(update={"store_fingerprint": store.fingerprint if store else None})
+        train = stage("train", [content, train_cfg.content_dict()], lambda: train_flow(work_dir, train_cfg))
+        model = (train or {}).get("export") or configs.evaluate.model
+        # A model file is keyed by its size and mtime; a registry URI by its text (re-registering is not seen).
+        model_key = file_digest(model) if model and not model.startswith(("models:/", "runs:/")) else str(model)
+        update = {"model": model, "store_fingerprint": store.fingerprint if store else None}
+        eval_cfg = configs.evaluate.model_copy(update=update)
+        stage("evaluate", [content, model_key, eval_cfg.model_dump(mode="json")],
+              lambda: evaluate_flow(work_dir, eval_cfg))
+        rec_cfg = configs.recognize.model_copy(update=update)
+        stage("recognize", [content, model_key, rec_cfg.content_dict()], lambda: recognize_flow(work_dir, rec_cfg))
+        stage("potential", [content, model_key, eval_cfg.model_dump(mode="json")],
+              lambda: potential_flow(work_dir, None, eval_cfg))
+        cached = [r["stage"] for r in report if r["status"] != "ran"]
+        mlflow.set_tag("stages_cached", ",".join(cached) or "none")
+    create_table_artifact(report, key="pipeline-stages", description="Pipeline stages: ran or reused, and their time")
+    create_markdown_artifact(_summary_markdown(run_name, report, results, parent.info.run_id, tracking_uri),
+                             key="pipeline-summary", description="Pipeline run summary")
+    return {"stages": report, "results": results, "run_id": parent.info.run_id, "tracking_uri": tracking_uri,
+            "experiment": pipe.experiment}
+
+
+def _summary_markdown(run_name: str, report: list[dict[str, Any]], results: dict[str, dict[str, Any]],
+                      run_id: str, tracking_uri: str) -> str:
+    lines = [f"# {run_name}", "", f"MLflow parent run `{run_id}` in `{tracking_uri}`.", "",
+             "| stage | status | seconds |", "|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['status']} | {r['seconds']} |" for r in report]
+    if "evaluate" in results:
+        lines += ["", "## Flow prediction", "", results["evaluate"]["markdown"]]
+    if "recognize" in results:
+        lines += ["", "## Static-image action recognition", "", results["recognize"]["markdown"]]
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""Checks that the services a run needs are reachable, before any long work starts.
+
+Each raises ServiceUnreachable with the URI or address it tried and what to do about it. They
+take seconds at most: MLflow's and Prefect's clients would otherwise retry for minutes.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+
+class ServiceUnreachable(RuntimeError):
+    """A configured service (Prefect API, MLflow tracking server, Dask scheduler) does not answer."""
+
+
+def prefect_api_url() -> str | None:
+    """The configured Prefect API URL (PREFECT_API_URL or a profile), or None: a temporary local API."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def check_prefect_api(url: str | None = None, timeout_s: float = 5.0) -> None:
+    """Fail unless the Prefect API at `url` (default: the configured one) answers its health check."""
+    url = url or prefect_api_url()
+    if url is None:
+        return
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ServiceUnreachable(
+            f"Prefect API {url} is unreachable ({type(exc).__name__}: {exc}). Start it with `prefect server start` "
+            "or unset PREFECT_API_URL to run with a temporary local API.") from exc
+
+
+def check_mlflow(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail unless the MLflow tracking store at `uri` answers (HTTP servers: /health; others: a query)."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ServiceUnreachable(
+                f"MLflow tracking server {uri} is unreachable ({type(exc).__name__}: {exc}). Start it with "
+                "`mlflow server`, or unset MLFLOW_TRACKING_URI to track in the work directory's SQLite file.") from exc
+        return
+    from tasks.tracking import check_tracking
+
+    try:
+        check_tracking(uri)
+    except RuntimeError as exc:
+        raise ServiceUnreachable(str(exc)) from exc
+
+
+def check_dask(address: str | None, timeout_s: float = 10.0) -> None:
+    """Fail unless the Dask scheduler at `address` accepts a connection and has at least one worker."""
+    if not address:
+        return
+    from distributed import Client
+
+    try:
+        with Client(address, timeout=timeout_s) as client:
+            workers = len(client.scheduler_info(n_workers=-1)["workers"])
+    except (OSError, TimeoutError) as exc:
+        raise ServiceUnreachable(f"Dask scheduler {address} is unreachable ({type(exc).__name__}: {exc})") from exc
+    if workers == 0:
+        raise ServiceUnreachable(f"Dask scheduler {address} has no workers: start some with "
+                                 f"`dask worker {address} --nthreads 1`")
