@@ -187,7 +187,8 @@ def load_config(cls: type[Config], yaml_path: str | Path | None = None, section:
     try:
         from_env = cls()
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, "environment", section)) from None
+        prefix = cls.model_config.get("env_prefix", "")
+        raise ConfigError(_describe(exc, f"environment variables {prefix}*", section)) from None
     _deep_update(data, _explicit_fields(from_env))
     _deep_update(data, {k: v for k, v in overrides.items() if v is not None})
     try:
