@@ -29,8 +29,8 @@ from tasks.config import ExtractConfig
 from flows.extract import library_versions
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.optical_flow import create_estimator
-from storage.codecs import FlowImageCodec
-from storage.flow_store import create_flow_store
+from im2flow_storage.codecs import FlowImageCodec
+from im2flow_storage.flow_store import create_flow_store
 from tasks.extract import extract_one
 from tasks.ingest import probe_entry
 

@@ -27,8 +27,8 @@ from im2flow_core.losses import Im2FlowLoss, LossConfig
 from im2flow_core.paired_transforms import augment_pair
 from im2flow_core.training import GeneratorTrainable, autocast
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
-from storage import open_flow_store
-from storage.torch_datasets import FlowPairDataset, sample_index
+from im2flow_storage import open_flow_store
+from im2flow_storage.torch_datasets import FlowPairDataset, sample_index
 
 
 def build_store(work: Path) -> str:

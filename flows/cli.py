@@ -18,9 +18,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 from tasks.config import (ConfigError, EvalConfig, ExtractConfig, IngestConfig, RecognizeConfig,  # noqa: E402
                           TrainConfig, load_config)
 from im2flow_core.optical_flow import FlowAlgorithm  # noqa: E402
-from storage.datasets import DatasetError, DatasetLayout  # noqa: E402
-from storage.flow_store import FlowStoreError  # noqa: E402
-from storage.manifest import ManifestError  # noqa: E402
+from im2flow_storage.datasets import DatasetError, DatasetLayout  # noqa: E402
+from im2flow_storage.flow_store import FlowStoreError  # noqa: E402
+from im2flow_storage.manifest import ManifestError  # noqa: E402
 
 app = typer.Typer(help="im2flow: motion hallucination from static images (Im2Flow, CVPR 2018).",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -245,11 +245,14 @@ def _pipeline_overrides(sets: list[str] | None, **flags: Any) -> dict[str, dict[
     return overrides
 
 
-def _preflight() -> None:
-    """Prefect API reachable (when one is configured), before anything starts."""
-    from flows.preflight import ServiceUnreachable, check_prefect_api
+def _preflight(tracking_uri: str | None = None, dask_address: str | None = None) -> None:
+    """Prefect API (when one is configured), MLflow and the Dask scheduler reachable, before anything starts."""
+    from flows.preflight import ServiceUnreachable, check_dask, check_mlflow, check_prefect_api
     try:
         check_prefect_api()
+        if tracking_uri:
+            check_mlflow(tracking_uri)
+        check_dask(dask_address)
     except ServiceUnreachable as exc:
         _fail(str(exc))
 
@@ -281,8 +284,9 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
                      "extract.algorithm": algorithm.value if algorithm else None, "train.epochs": epochs,
                      "train.loss.content_weight": content_weight, "train.device": device,
                      "evaluate.device": device, "recognize.device": device})
-        load_pipeline_configs(str(config) if config else None, overrides, preset)  # fail here, naming the field
-        _preflight()
+        configs = load_pipeline_configs(str(config) if config else None, overrides, preset)  # fail here, naming the field
+        from tasks.tracking import default_tracking_uri
+        _preflight(default_tracking_uri(work_dir, configs.pipeline.mlflow_tracking_uri), configs.pipeline.dask_address)
         result = pipeline_flow(dataset, work_dir, str(config) if config else None, overrides, preset,
                                show_progress=True)
     except (ConfigError, DatasetError, ManifestError, FlowStoreError, ServiceUnreachable, ValueError) as exc:

@@ -9,10 +9,10 @@ from prefect import flow, get_run_logger, task
 
 from flows.pipeline import pipeline_flow
 from flows.predict import predict_images
-from storage import open_flow_store
-from storage.images import write_rgb_image
-from storage.paths import predictions_url
-from storage.demo_dataset import DEMO_DATASET_VERSION, write_demo_dataset
+from im2flow_storage import open_flow_store
+from im2flow_storage.images import write_rgb_image
+from im2flow_storage.paths import predictions_url
+from im2flow_storage.demo_dataset import DEMO_DATASET_VERSION, write_demo_dataset
 from tasks.models import load_generator_export
 
 @task(name="generate-demo-dataset")

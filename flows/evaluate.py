@@ -17,15 +17,15 @@ from flows.previews import png_data_uri
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_metrics import COLUMNS, PAPER_HEADERS, mean_scores, spearman
 from im2flow_core.inference import motion_potential, predict_flow_images
-from storage import open_flow_store
-from storage.images import read_rgb_image
-from storage.paths import eval_url, potential_url
-from storage.reports import csv_text, write_report_files
-from storage.torch_datasets import sample_index
+from im2flow_storage import open_flow_store
+from im2flow_storage.images import read_rgb_image
+from im2flow_storage.paths import eval_url, potential_url
+from im2flow_storage.reports import csv_text, write_report_files
+from im2flow_storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
 from tasks.evaluate import METHODS, evaluate_split, fit_baselines
 from tasks.models import load_generator
-from tasks.tracking import check_tracking, default_tracking_uri, git_commit, tracked_run
+from tasks.tracking import check_tracking, default_tracking_uri, git_commit, log_artifact_url, tracked_run
 from tasks.train_data import resolve_device
 
 
@@ -98,7 +98,7 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig()) -> dict[str,
         mlflow.log_params({"frames": len(rows) // len(METHODS), "train_frames_for_baselines": result["train_frames"],
                            **{k: str(v) for k, v in config.model_dump(mode="json").items()}})
         for path in paths:
-            mlflow.log_artifact(path)
+            log_artifact_url(path)
         for entry in table:
             with tracked_run(tracking_uri, config.experiment, entry["method"], parent_run_id=parent.info.run_id,
                              tags={"method": entry["method"]}):
@@ -179,7 +179,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     paths = write_report(out_dir, files)
     with tracked_run(tracking_uri, config.experiment, "potential", tags={"git_commit": git_commit()}) as run:
         for path in paths:
-            mlflow.log_artifact(path)
+            log_artifact_url(path)
         mlflow.log_metrics({f"potential_spearman_{m.lower().replace(' ', '_')}": v
                             for m, v in correlations.items() if math.isfinite(v)})
     corr_md = "".join(f"| {m} | {_fmt(v)} |\n" for m, v in correlations.items())

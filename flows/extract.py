@@ -19,10 +19,10 @@ from im2flow_core.optical_flow import FlowAlgorithm
 from tasks.config import ExtractConfig
 from flows.previews import flow_previews_markdown
 from flows.progress import RunProgress
-from storage.flow_store import create_flow_store
-from storage.manifest import read_manifest
-from storage.reports import write_extract_report
-from storage.flow_store import FlowStore
+from im2flow_storage.flow_store import create_flow_store
+from im2flow_storage.manifest import read_manifest
+from im2flow_storage.reports import write_extract_report
+from im2flow_storage.flow_store import FlowStore
 from tasks.extract import extract_videos
 
 

@@ -13,8 +13,8 @@ from prefect.futures import as_completed
 
 from tasks.config import IngestConfig
 from flows.progress import RunProgress
-from storage.datasets import scan_dataset
-from storage.manifest import ManifestError, read_manifest, write_manifest
+from im2flow_storage.datasets import scan_dataset
+from im2flow_storage.manifest import ManifestError, read_manifest, write_manifest
 from tasks.ingest import probe_videos
 
 

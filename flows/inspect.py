@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.flow_store import list_flow_stores
-from storage.manifest import ManifestError, read_manifest
+from im2flow_storage.flow_store import list_flow_stores
+from im2flow_storage.manifest import ManifestError, read_manifest
 
 
 def describe_work_dir(work_dir: str) -> dict[str, Any]:

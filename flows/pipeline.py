@@ -28,9 +28,9 @@ from flows.ingest import ingest_flow
 from flows.preflight import check_dask, check_mlflow
 from flows.recognize import recognize_flow
 from flows.train import train_flow
-from storage import open_flow_store
-from storage.datasets import scan_dataset
-from storage.digests import dataset_digest, digest, file_digest, manifest_digest, store_digest
+from im2flow_storage import open_flow_store
+from im2flow_storage.datasets import scan_dataset
+from im2flow_storage.digests import dataset_digest, digest, file_digest, manifest_digest, store_digest
 from tasks.pipeline_config import PipelineConfigs, load_pipeline_configs
 from tasks.stages import cache_storage, run_stage
 from tasks.tracking import default_tracking_uri, flatten, git_commit, tracked_run

@@ -11,8 +11,8 @@ from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_viz import flow_image_to_color
 from im2flow_core.inference import motion_potential, predict_flow_images
 from im2flow_core.unet import UNetGenerator
-from storage.flow_io import write_flo
-from storage.images import read_rgb_image, write_rgb_image
+from im2flow_storage.flow_io import write_flo
+from im2flow_storage.images import read_rgb_image, write_rgb_image
 from tasks.train_data import resolve_device
 
 

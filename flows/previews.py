@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from flows.galleries import flow_row
-from storage.flow_store import FlowStore
+from im2flow_storage.flow_store import FlowStore
 
 
 def png_data_uri(rgb: np.ndarray) -> str:

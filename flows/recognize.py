@@ -24,16 +24,16 @@ from flows.galleries import confusion_image
 from flows.previews import png_data_uri
 from im2flow_core.recognition import (confusion_matrix, fuse, mean_class_accuracy, select_fusion_weight, top1_accuracy,
                                       video_labels, video_scores)
-from storage import open_flow_store
-from storage.checkpoints import save_checkpoint
-from storage.flow_store import config_fingerprint
-from storage.paths import join, recognize_url
-from storage.reports import csv_text
+from im2flow_storage import open_flow_store
+from im2flow_storage.checkpoints import save_checkpoint
+from im2flow_storage.flow_store import config_fingerprint
+from im2flow_storage.paths import join, recognize_url
+from im2flow_storage.reports import csv_text
 from tasks.config import RecognizeConfig
 from tasks.models import load_generator
 from tasks.recognize import STREAMS, train_stream
 from tasks.recognize_data import RecognitionData, frames_data, images_data
-from tasks.tracking import check_tracking, default_tracking_uri, flatten, git_commit, tracked_run
+from tasks.tracking import check_tracking, default_tracking_uri, flatten, git_commit, log_artifact_url, tracked_run
 
 METHODS = ("appearance", "motion", "fused", "oracle", "fused_oracle")
 """Rows of the accuracy table: each stream alone, appearance + motion, and appearance + oracle motion."""
@@ -150,7 +150,7 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig()) -
             files["skipped.csv"] = csv_text(data.skipped)
         paths = write_report(run_dir, files)
         for path in paths:
-            mlflow.log_artifact(path.removeprefix("file://"), "report")
+            log_artifact_url(path, "report")
         metrics: dict[str, float] = {}
         for e in table:
             name = e["method"]

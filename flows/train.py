@@ -11,13 +11,13 @@ from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from storage import open_flow_store
-from storage.checkpoints import load_json, save_json
-from storage.flow_store import config_fingerprint
-from storage.paths import join, train_url
+from im2flow_storage import open_flow_store
+from im2flow_storage.checkpoints import load_json, save_json
+from im2flow_storage.flow_store import config_fingerprint
+from im2flow_storage.paths import join, train_url
 from tasks.config import TrainConfig
 from tasks.models import load_generator_export
-from tasks.tracking import check_tracking, default_tracking_uri, flatten, git_commit, tracked_run
+from tasks.tracking import check_tracking, default_tracking_uri, flatten, git_commit, log_artifact_url, tracked_run
 from tasks.train import train_generator, train_phi
 from tasks.train_data import estimate_magnitude_scale, make_datasets, select_training_data
 
@@ -63,7 +63,7 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig()) -> dict[str, 
                     generator, name="generator", registered_model_name=config.registered_model,
                     serialization_format="pickle", input_example=np.zeros((1, 3, size, size), np.float32),
                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
-                mlflow.log_artifact(gen["path"].removeprefix("file://"), "export")
+                log_artifact_url(gen["path"], "export")
             version = str(info.registered_model_version)
             MlflowClient(tracking_uri).set_registered_model_alias(config.registered_model, config.model_alias, version)
             record.update(model_version=version, model_uri=f"models:/{config.registered_model}@{config.model_alias}")

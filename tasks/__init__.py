@@ -1,1 +1,1 @@
-"""Thin Prefect tasks over im2flow_core and storage: one task carries seconds of work."""
+"""Thin Prefect tasks over im2flow_core and im2flow_storage: one task carries seconds of work."""

@@ -20,8 +20,8 @@ from im2flow_core.losses import LossConfig
 from im2flow_core.unet import GeneratorConfig
 from im2flow_core.optical_flow import (DISParams, FarnebackParams, FlowAlgorithm, TVL1Params,
                                        implementation_name)
-from storage.flow_compression import flow_compression
-from storage.datasets import DatasetLayout
+from im2flow_storage.flow_compression import flow_compression
+from im2flow_storage.datasets import DatasetLayout
 
 
 class ConfigError(Exception):
@@ -98,7 +98,7 @@ class ExtractConfig(ComputeConfig):
         return self
 
     def flow_codec_config(self) -> dict[str, Any]:
-        """Configuration of the flow store's flow compression (storage.flow_compression)."""
+        """Configuration of the flow store's flow compression (im2flow_storage.flow_compression)."""
         if self.flow_codec == "quantized":
             return {"mode": "quantized", "step_px": self.flow_step_px, "effort": self.flow_effort}
         return {"mode": "bounded", "max_error_px": self.flow_max_error_px, "bound_px": self.flow_bound_px,

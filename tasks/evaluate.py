@@ -12,10 +12,10 @@ from im2flow_core.baselines import MeanFlowBaseline, NearestNeighbourBaseline, a
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_metrics import canny_mask, foreground_mask, image_scores
 from im2flow_core.inference import predict_flow_images
-from storage import open_flow_store
-from storage.flow_store import FlowStore
-from storage.images import read_foreground_mask
-from storage.torch_datasets import sample_index
+from im2flow_storage import open_flow_store
+from im2flow_storage.flow_store import FlowStore
+from im2flow_storage.images import read_foreground_mask
+from im2flow_storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
 from tasks.models import load_generator
 from tasks.train_data import resolve_device

@@ -18,7 +18,7 @@ from im2flow_core.flow_encoding import encode_flow
 from im2flow_core.frame_flows import iter_frame_flows
 from im2flow_core.optical_flow import DISParams, FarnebackParams, FlowAlgorithm, TVL1Params, create_estimator
 from im2flow_core.video import iter_frames, resolve_frame_size
-from storage import open_flow_store
+from im2flow_storage import open_flow_store
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from im2flow_core.video import probe_video
 
 
 def probe_entry(entry: dict[str, Any], min_frames: int) -> dict[str, Any]:
-    """Manifest row (see storage.manifest.MANIFEST_SCHEMA) for one dataset entry dict."""
+    """Manifest row (see im2flow_storage.manifest.MANIFEST_SCHEMA) for one dataset entry dict."""
     probe = probe_video(entry["path"], min_frames=min_frames)
     try:
         stat = os.stat(entry["path"])

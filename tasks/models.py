@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
-from storage.checkpoints import load_checkpoint
+from im2flow_storage.checkpoints import load_checkpoint
 from tasks.tracking import default_tracking_uri
 
 DEFAULT_MODEL_URI = "models:/im2flow-generator@champion"

@@ -22,12 +22,12 @@ from torch.utils.data import DataLoader, Dataset
 from im2flow_core.flow_classifier import ClassifierConfig, FlowClassifier, load_state_dict_file
 from im2flow_core.recognition import MotionStream, softmax_scores
 from im2flow_core.training import ClassifierTrainable, FitState, autocast, fit
-from storage.checkpoints import load_checkpoint, save_checkpoint
-from storage.paths import join
+from im2flow_storage.checkpoints import load_checkpoint, save_checkpoint
+from im2flow_storage.paths import join
 from tasks.config import RecognizeConfig, StreamConfig
 from tasks.models import load_generator_export
 from tasks.recognize_data import RecognitionData, stream_dataset
-from tasks.tracking import flatten, tracked_run
+from tasks.tracking import flatten, log_artifact_url, tracked_run
 from tasks.train_data import epoch_loader, resolve_device
 
 Stream = Literal["appearance", "motion", "oracle"]
@@ -142,7 +142,7 @@ def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream,
                   "val_scores": torch.from_numpy(val_scores), "test_scores": torch.from_numpy(test_scores),
                   "epochs": state.epoch, "best_val_acc": best_val_acc, "run_id": run.info.run_id}
         save_checkpoint(path, record)
-        mlflow.log_artifact(path.removeprefix("file://"), "model")
+        log_artifact_url(path, "model")
     logger.info("%s stream, seed %d: %d epochs, validation accuracy %.3f", stream, seed, state.epoch, best_val_acc)
     return {"path": path, "run_id": run.info.run_id, "val_scores": val_scores, "test_scores": test_scores,
             "epochs": state.epoch, "best_val_acc": best_val_acc}

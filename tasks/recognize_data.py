@@ -15,9 +15,9 @@ from torch.utils.data import Dataset
 
 from im2flow_core.paired_transforms import augment_image, augment_pair, center_image, center_pair
 from im2flow_core.splits import stratified_split
-from storage.flow_store import FlowStore
-from storage.images import read_labelled_images, read_rgb_image
-from storage.torch_datasets import FlowPairDataset, LabelledImageDataset, Sample, sample_index
+from im2flow_storage.flow_store import FlowStore
+from im2flow_storage.images import read_labelled_images, read_rgb_image
+from im2flow_storage.torch_datasets import FlowPairDataset, LabelledImageDataset, Sample, sample_index
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 from prefect import task
 from prefect.filesystems import RemoteFileSystem
 
-from storage.paths import filesystem, join
+from im2flow_storage.paths import filesystem, join
 
 CACHE_DIR = "pipeline-cache"
 

@@ -16,7 +16,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from storage.paths import filesystem
+from im2flow_storage.paths import filesystem
 
 
 def default_tracking_uri(work_dir: str, configured: str | None = None) -> str:
@@ -94,3 +94,21 @@ def tracked_run(tracking_uri: str, experiment: str, name: str, run_id: str | Non
         if tags and not run_id:
             mlflow.set_tags(dict(tags))
         yield run
+
+
+def log_artifact_url(url: str, artifact_path: str | None = None) -> None:
+    """Log the file at `url` (a local path, file:// URL or any fsspec URL such as s3://…) to the active run.
+
+    MLflow uploads only local files: a remote one is copied to a temporary folder first.
+    """
+    local = url.removeprefix("file://")
+    if "://" not in local:
+        mlflow.log_artifact(local, artifact_path)
+        return
+    import tempfile
+
+    fs, path = filesystem(url)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / Path(path).name
+        fs.get_file(path, str(target))
+        mlflow.log_artifact(str(target), artifact_path)

@@ -21,10 +21,10 @@ from im2flow_core.flow_viz import flow_image_to_color
 from im2flow_core.losses import Im2FlowLoss
 from im2flow_core.training import ClassifierTrainable, FitState, GeneratorTrainable, fit
 from im2flow_core.unet import UNetGenerator
-from storage import open_flow_store
-from storage.checkpoints import load_checkpoint, save_checkpoint
-from storage.paths import join
-from storage.torch_datasets import FlowPairDataset
+from im2flow_storage import open_flow_store
+from im2flow_storage.checkpoints import load_checkpoint, save_checkpoint
+from im2flow_storage.paths import join
+from im2flow_storage.torch_datasets import FlowPairDataset
 from tasks.config import TrainConfig
 from tasks.tracking import flatten, tracked_run
 from tasks.train_data import TrainingData, epoch_loader, make_datasets, resolve_device
@@ -198,7 +198,7 @@ def _local(url: str) -> str:
         return url.removeprefix("file://")
     import tempfile
 
-    from storage.paths import filesystem
+    from im2flow_storage.paths import filesystem
     fs, path = filesystem(url)
     target = Path(tempfile.mkdtemp()) / Path(path).name
     fs.get(path, str(target))

@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader
 from im2flow_core.devices import resolve_device  # noqa: F401 - re-exported for tasks and flows
 from im2flow_core.paired_transforms import augment_pair, center_pair
 from im2flow_core.splits import stratified_split
-from storage.flow_store import FlowStore
-from storage.torch_datasets import FlowPairDataset, sample_index
+from im2flow_storage.flow_store import FlowStore
+from im2flow_storage.torch_datasets import FlowPairDataset, sample_index
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ def make_tiny_store(work_dir: Path, actions=("swim_left", "spin_cw"), groups: in
     from im2flow_core.frame_flows import iter_frame_flows
     from im2flow_core.optical_flow import create_estimator
     from im2flow_core.synthetic_actions import make_scene_style, render_clip
-    from storage.flow_store import create_flow_store
+    from im2flow_storage.flow_store import create_flow_store
     from tasks.config import ExtractConfig
 
     config = ExtractConfig(algorithm="dis", short_side=size)

@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.pipeline import pipeline_flow
-from storage import open_flow_store
-from storage.demo_dataset import write_demo_dataset
+from im2flow_storage import open_flow_store
+from im2flow_storage.demo_dataset import write_demo_dataset
 from tests.conftest import panning_frames, write_video
 
 pytestmark = pytest.mark.services

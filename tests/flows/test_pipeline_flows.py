@@ -12,8 +12,8 @@ from flows.compute import task_runner
 from tasks.config import ExtractConfig, IngestConfig
 from flows.extract import extract_flow
 from flows.ingest import ingest_flow
-from storage import open_flow_store
-from storage.manifest import read_manifest
+from im2flow_storage import open_flow_store
+from im2flow_storage.manifest import read_manifest
 from tests.conftest import panning_frames, write_h264, write_video
 
 pytestmark = pytest.mark.services

@@ -14,7 +14,7 @@ from flows.cli import app
 from flows.recognize import recognize_flow
 from flows.train import train_flow
 from im2flow_core.synthetic_actions import make_scene_style, render_clip
-from storage import open_flow_store
+from im2flow_storage import open_flow_store
 from tasks.config import RecognizeConfig, TrainConfig
 from tasks.models import load_generator_export
 from tasks.recognize import load_stream, predict_scores

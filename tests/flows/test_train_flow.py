@@ -13,7 +13,7 @@ from tasks.models import load_generator
 from flows.train import train_flow
 from tasks.models import load_generator_export
 from im2flow_core.inference import predict_flow_images
-from storage.checkpoints import load_checkpoint, save_checkpoint
+from im2flow_storage.checkpoints import load_checkpoint, save_checkpoint
 from tasks.config import TrainConfig
 from tests.conftest import make_tiny_store
 
@@ -88,7 +88,7 @@ def test_train_logs_registers_resumes_and_predicts(tmp_path, prefect_harness, ml
         app, ["predict", str(tmp_path / "a.png"), str(tmp_path / "b.jpg"), "--work-dir", work,
               "--out", str(tmp_path / "out"), "--format", "flo"])
     assert result.exit_code == 0, result.output
-    from storage.flow_io import read_flo
+    from im2flow_storage.flow_io import read_flo
 
     assert read_flo(tmp_path / "out" / "b_flow.flo").shape == (29, 61, 2)
     assert np.load(tmp_path / "out" / "a_flowimage.npy").shape == (37, 45, 3)

@@ -37,7 +37,7 @@ def test_early_stopping_counts_epochs_without_improvement():
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
-    from storage.checkpoints import load_checkpoint, save_checkpoint
+    from im2flow_storage.checkpoints import load_checkpoint, save_checkpoint
 
     model, _, batches = _setup()
     model.eval()

@@ -4,8 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storage.datasets import DatasetError, DatasetLayout, detect_layout, scan_dataset
-from storage.manifest import MANIFEST_SCHEMA, ManifestError, read_manifest, write_manifest
+from im2flow_storage.datasets import DatasetError, DatasetLayout, detect_layout, scan_dataset
+from im2flow_storage.manifest import MANIFEST_SCHEMA, ManifestError, read_manifest, write_manifest
 
 
 def _touch(path):

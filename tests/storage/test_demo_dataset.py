@@ -1,5 +1,5 @@
-from storage.datasets import DatasetLayout, detect_layout, scan_dataset
-from storage.demo_dataset import write_demo_dataset
+from im2flow_storage.datasets import DatasetLayout, detect_layout, scan_dataset
+from im2flow_storage.demo_dataset import write_demo_dataset
 
 from im2flow_core.synthetic_actions import ACTIONS
 from im2flow_core.video import VideoStatus, probe_video

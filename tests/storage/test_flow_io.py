@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from storage.flow_io import read_flo, write_flo
+from im2flow_storage.flow_io import read_flo, write_flo
 
 
 def test_flo_round_trip(tmp_path):

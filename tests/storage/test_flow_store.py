@@ -4,9 +4,9 @@ import pytest
 import zarr
 
 from im2flow_core.flow_encoding import decode_flow, encode_flow
-from storage import FlowStoreError, open_flow_store
-from storage.codecs import FlowImageCodec
-from storage.flow_store import config_fingerprint, create_flow_store, video_key
+from im2flow_storage import FlowStoreError, open_flow_store
+from im2flow_storage.codecs import FlowImageCodec
+from im2flow_storage.flow_store import config_fingerprint, create_flow_store, video_key
 
 CONFIG = {"algorithm": "tvl1", "params": {"warps": 5}, "step": 2, "frame_stride": 1, "max_frames": None,
           "resize": {"short_side": 64, "size": None},
@@ -128,8 +128,8 @@ def test_clipped_flow_is_counted_not_silent(tmp_path):
 
 
 def test_frame_reader_matches_zarr_and_dataset_tensors(tmp_path):
-    from storage.frame_reader import FrameReader, UnsupportedLayout
-    from storage.torch_datasets import FlowPairDataset, sample_index
+    from im2flow_storage.frame_reader import FrameReader, UnsupportedLayout
+    from im2flow_storage.torch_datasets import FlowPairDataset, sample_index
     from tests.conftest import make_tiny_store
 
     url = make_tiny_store(tmp_path, actions=("swim_left", "bounce"), groups=1, size=24, n_frames=7)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from im2flow_core.paired_transforms import center_image
-from storage.images import read_labelled_images, write_rgb_image
-from storage.torch_datasets import LabelledImageDataset
+from im2flow_storage.images import read_labelled_images, write_rgb_image
+from im2flow_storage.torch_datasets import LabelledImageDataset
 
 
 def test_csv_rows_resolve_relative_paths_and_reject_bad_rows(tmp_path):

@@ -29,7 +29,7 @@ def test_errors_name_the_field(tmp_path):
 
 
 def test_store_config_changes_fingerprint_only_with_content():
-    from storage.flow_store import config_fingerprint
+    from im2flow_storage.flow_store import config_fingerprint
 
     a = ExtractConfig(workers=1).store_config()
     assert config_fingerprint(a) == config_fingerprint(ExtractConfig(workers=2, dask_address="tcp://x:1").store_config())

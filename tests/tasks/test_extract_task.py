@@ -4,8 +4,8 @@ import numpy as np
 from tasks.config import ExtractConfig
 from flows.extract import library_versions
 from im2flow_core.optical_flow import create_estimator
-from storage import open_flow_store
-from storage.flow_store import create_flow_store
+from im2flow_storage import open_flow_store
+from im2flow_storage.flow_store import create_flow_store
 from tasks.extract import extract_one
 from tasks.ingest import probe_entry
 from tests.conftest import panning_frames, write_video

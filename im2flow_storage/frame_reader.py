@@ -17,7 +17,7 @@ from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 from zarr.storage import FsspecStore, LocalStore
 
-from storage.codecs import FlowImageCodec, ImageCodec
+from im2flow_storage.codecs import FlowImageCodec, ImageCodec
 
 _MISSING = np.uint64(2**64 - 1)
 
@@ -55,7 +55,7 @@ class FrameReader:
             root = str(store.root)
             self._read = lambda shard, start, size: _read_local(os.path.join(root, f"{prefix}/{shard}{tail}"), start, size)
         elif isinstance(store, FsspecStore):
-            fs, base = store.fs, store.path.rstrip("/")
+            fs, base = _sync_filesystem(store.fs), store.path.rstrip("/")
             self._read = lambda shard, start, size: _read_fsspec(fs, f"{base}/{prefix}/{shard}{tail}", start, size)
         else:
             raise UnsupportedLayout(f"store type {type(store).__name__}")
@@ -96,6 +96,16 @@ def _read_local(path: str, start: int, size: int) -> bytes:
     with open(path, "rb") as handle:
         handle.seek(start, os.SEEK_END if start < 0 else os.SEEK_SET)
         return handle.read(size)
+
+
+def _sync_filesystem(fs):  # noqa: ANN001, ANN202 - any fsspec filesystem
+    """A blocking twin of zarr's asynchronous filesystem (its event loop is zarr's own, not ours)."""
+    if not getattr(fs, "asynchronous", False):
+        return fs
+    import fsspec
+
+    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
+    return fsspec.filesystem(protocol, **{k: v for k, v in fs.storage_options.items() if k != "asynchronous"})
 
 
 def _read_fsspec(fs, path: str, start: int, size: int) -> bytes:  # noqa: ANN001 - any fsspec filesystem

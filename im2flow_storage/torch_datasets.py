@@ -3,7 +3,7 @@
 Each sample is one frame t of one video: `rgb (3, S, S) float32` in [-1, 1], `flow (3, S, S)
 float32` in model space (sin θ, cos θ, M / magnitude_scale_px) and `label` (int64). The store is
 opened lazily in each DataLoader worker process (never pickled open), and each video's arrays are
-cached per worker after their first use; frames are read by `storage.frame_reader` (one cached
+cached per worker after their first use; frames are read by `im2flow_storage.frame_reader` (one cached
 index lookup and one ranged read each).
 """
 
@@ -19,9 +19,9 @@ from torch.utils.data import Dataset
 
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.inference import rgb_to_tensor
-from storage.flow_store import FlowStore, open_flow_store, video_key
-from storage.frame_reader import FrameReader, UnsupportedLayout
-from storage.images import read_rgb_image
+from im2flow_storage.flow_store import FlowStore, open_flow_store, video_key
+from im2flow_storage.frame_reader import FrameReader, UnsupportedLayout
+from im2flow_storage.images import read_rgb_image
 
 PairTransform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.paths import ensure_dir, filesystem, join
+from im2flow_storage.paths import ensure_dir, filesystem, join
 
 EXTRACT_REPORT_SCHEMA = pa.schema([("video_id", pa.string()), ("status", pa.string()), ("error", pa.string()),
                                    ("n_frames", pa.int64()), ("n_flows", pa.int64()), ("seconds", pa.float64())])

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.paths import ensure_dir, exists, filesystem, manifest_url
+from im2flow_storage.paths import ensure_dir, exists, filesystem, manifest_url
 
 MANIFEST_SCHEMA = pa.schema([
     ("video_id", pa.string()),  # the path relative to the dataset root, without extension

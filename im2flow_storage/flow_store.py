@@ -28,8 +28,8 @@ import zarr
 import zarr.errors
 
 from im2flow_core.flow_encoding import decode_flow
-from storage.codecs import FlowImageCodec, ImageCodec
-from storage.paths import exists, filesystem, flows_url, join
+from im2flow_storage.codecs import FlowImageCodec, ImageCodec
+from im2flow_storage.paths import exists, filesystem, flows_url, join
 
 STORE_FORMAT_VERSION = 1
 _KEY_SAFE = re.compile(r"[A-Za-z0-9._-]")

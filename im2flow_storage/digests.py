@@ -13,9 +13,9 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from storage.datasets import DatasetEntry
-from storage.flow_store import FlowStore
-from storage.manifest import ManifestError, read_manifest
+from im2flow_storage.datasets import DatasetEntry
+from im2flow_storage.flow_store import FlowStore
+from im2flow_storage.manifest import ManifestError, read_manifest
 
 
 def digest(data: Any) -> str:
@@ -55,7 +55,7 @@ def store_digest(store: FlowStore) -> str:
 
 def file_digest(url: str) -> str:
     """Digest of a file's URL, size and modification time (or of its absence)."""
-    from storage.paths import filesystem
+    from im2flow_storage.paths import filesystem
 
     fs, path = filesystem(url)
     try:

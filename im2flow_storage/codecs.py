@@ -1,7 +1,7 @@
 """Zarr v3 codecs for im2flow's arrays: compact, documented, and registered on import.
 
 `im2flow.flow_image` stores the 3-channel flow image (sin θ, cos θ, M) of one frame as its flow
-(u, v), compressed by `storage.flow_compression` (by default with a guaranteed end-point error
+(u, v), compressed by `im2flow_storage.flow_compression` (by default with a guaranteed end-point error
 ≤ 0.085 px). M is not stored twice: it is recomputed on decode, so the array still reads back as
 the full 3-channel image. See docs/storage.md for the measurements behind the choice.
 
@@ -25,7 +25,7 @@ from zarr.core.common import JSON, parse_named_configuration
 from zarr.registry import register_codec
 
 from im2flow_core.flow_encoding import decode_flow, encode_flow
-from storage.flow_compression import flow_compression
+from im2flow_storage.flow_compression import flow_compression
 
 if TYPE_CHECKING:
     from typing import Self

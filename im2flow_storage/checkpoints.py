@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from storage.paths import ensure_dir, exists, filesystem
+from im2flow_storage.paths import ensure_dir, exists, filesystem
 
 
 def _write_atomically(url: str, data: bytes) -> None:

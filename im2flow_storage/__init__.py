@@ -2,13 +2,13 @@
 
 Reading a flow store back::
 
-    from storage import open_flow_store
+    from im2flow_storage import open_flow_store
     store = open_flow_store("work")            # a work directory, or a store URL (s3://...)
     for video_id in store.video_ids:
         rgb, flow = store.read_pair(video_id, 0)   # (H, W, 3) uint8, (H, W, 2) float32 px (u, v)
 """
 
-from storage import codecs as _codecs  # noqa: F401  (registers the zarr codecs)
-from storage.flow_store import FlowStore, FlowStoreError, VideoRecord, list_flow_stores, open_flow_store
+from im2flow_storage import codecs as _codecs  # noqa: F401  (registers the zarr codecs)
+from im2flow_storage.flow_store import FlowStore, FlowStoreError, VideoRecord, list_flow_stores, open_flow_store
 
 __all__ = ["FlowStore", "FlowStoreError", "VideoRecord", "list_flow_stores", "open_flow_store"]
