@@ -5,9 +5,8 @@ the faults: unreachable services, a killed Dask worker, a killed pipeline.
 Marked `external`: run only these with `pytest -m external`.
 """
 
-import json
 import os
-import signal
+import re
 import subprocess
 import threading
 import time
@@ -18,7 +17,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from im2flow_storage.demo_dataset import write_demo_dataset
-from tests.external import cli, start_dask, start_mlflow, start_prefect, start_s3, wait_for, BIN
+from tests.external import BIN, Service, cli, free_port, start_dask, start_mlflow, start_prefect, start_s3, wait_for
 from tests.flows.test_pipeline_flow import TINY
 
 pytestmark = [pytest.mark.external, pytest.mark.services]
@@ -99,3 +98,101 @@ def test_pipeline_on_external_dask_s3_mlflow_and_prefect_servers(tmp_path, datas
     finally:
         for service in reversed(services):
             service.stop()
+
+
+def test_serve_schedules_the_pipeline_on_a_prefect_server(tmp_path, dataset):
+    server, api, prefect_env = start_prefect(tmp_path)
+    serving = None
+    try:
+        work = tmp_path / "w"
+        serving = Service([str(BIN / "im2flow"), "serve", "--cron", "0 3 * * *", "--dataset", str(dataset),
+                           "--work-dir", str(work), "--preset", "demo", "--config", _config_file(tmp_path / "p.yaml"),
+                           "--set", "pipeline.stages=[ingest,extract]", "--name", "nightly"],
+                          tmp_path / "serve.log", env={**os.environ, **prefect_env})
+        deployment_url = f"{api}/deployments/name/pipeline/nightly"
+        wait_for(lambda: httpx.get(deployment_url).status_code == 200, "the served deployment", 120,
+                 serving.process, serving.log)
+        deployment = httpx.get(deployment_url).json()
+        assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]
+        assert deployment["parameters"]["preset"] == "demo"
+        # A run of the deployment (as the schedule would start it), executed by the serving process
+        run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}).json()
+        wait_for(lambda: httpx.get(f"{api}/flow_runs/{run['id']}").json()["state_type"] in
+                 ("COMPLETED", "FAILED", "CRASHED"), "the deployment's flow run", 240, serving.process, serving.log)
+        state = httpx.get(f"{api}/flow_runs/{run['id']}").json()["state_type"]
+        assert state == "COMPLETED", serving.log.read_text()[-4000:]
+        assert (work / "manifest.parquet").exists() and list((work / "flows").glob("*.zarr"))
+        assert not (work / "train").exists()  # only the configured stages ran
+    finally:
+        if serving is not None:
+            serving.stop()
+        server.stop()
+
+
+def test_unreachable_services_fail_fast_naming_the_uri(tmp_path, dataset):
+    port = free_port()
+    work = tmp_path / "w"
+    args = ["pipeline", "--dataset", str(dataset), "--work-dir", str(work)]
+    for env, expected in (({"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"},
+                           f"MLflow tracking server http://127.0.0.1:{port} is unreachable"),
+                          ({"PREFECT_API_URL": f"http://127.0.0.1:{port}/api"},
+                           f"Prefect API http://127.0.0.1:{port}/api is unreachable")):
+        started = time.monotonic()
+        result = cli(args, env, tmp_path / "cli.log", timeout_s=120)
+        output = " ".join((result.stdout + result.stderr).split())
+        assert result.returncode == 2 and expected in output, output[-2000:]
+        assert time.monotonic() - started < 60
+    result = cli([*args, "--dask-address", f"tcp://127.0.0.1:{port}"], {}, tmp_path / "cli.log", timeout_s=120)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2 and f"Dask scheduler tcp://127.0.0.1:{port} is unreachable" in output, output[-2000:]
+    assert not (work / "manifest.parquet").exists()  # nothing started
+
+
+def test_killed_dask_worker_during_extraction_loses_nothing(tmp_path, prefect_harness):
+    from flows.compute import task_runner
+    from flows.extract import extract_flow
+    from flows.ingest import ingest_flow
+    from im2flow_storage import open_flow_store
+    from tasks.config import ExtractConfig, IngestConfig
+
+    root, work = tmp_path / "data", str(tmp_path / "w")
+    write_demo_dataset(root, groups_per_class=2, test_groups=1, size=96, n_frames=16)
+    scheduler, workers, address = start_dask(tmp_path, 2)
+    try:
+        ingest_flow.with_options(task_runner=task_runner(address))(str(root), work, IngestConfig(dask_address=address))
+        outcome: dict = {}
+        config = ExtractConfig(short_side=96, dask_address=address)
+        thread = threading.Thread(target=lambda: outcome.update(
+            extract_flow.with_options(task_runner=task_runner(address))(work, config)))
+        thread.start()
+        wait_for(lambda: len(open_flow_store(work).video_ids) >= 1, "the first extracted video", 120)
+        workers[0].kill()  # a worker dies mid-run, with a video in progress
+        thread.join(300)
+        assert not thread.is_alive()
+        assert outcome["failed"] == 0 and outcome["extracted"] == 16, outcome
+        store = open_flow_store(work)
+        assert len(store.video_ids) == 16
+        assert all(store.record(v).n_flows == 15 for v in store.video_ids)
+    finally:
+        for service in [*workers, scheduler]:
+            service.stop()
+
+
+def test_killed_pipeline_resumes_without_redoing_finished_work(tmp_path, dataset):
+    work = tmp_path / "w"
+    config = _config_file(tmp_path / "p.yaml", train={"epochs": 40, "patience": 40})
+    args = [str(BIN / "im2flow"), "pipeline", "--dataset", str(dataset), "--work-dir", str(work), "--preset", "demo",
+            "--config", config]
+    first = Service(args, tmp_path / "first.log")
+    try:
+        wait_for(lambda: bool(list(work.glob("train/*/generator.pt"))), "a generator checkpoint", 300,
+                 first.process, first.log)
+    finally:
+        first.kill()  # SIGKILL mid-training: no clean-up runs
+    second = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    log = second.stdout + second.stderr
+    assert second.returncode == 0, log[-4000:]
+    assert "stage ingest reused (cached)" in log and "stage extract reused (cached)" in log
+    resumed = re.search(r"G resumes after epoch (\d+)", log)
+    assert resumed and 1 <= int(resumed.group(1)) < 40, log[-4000:]  # continued, not restarted or finished
+    assert "stage train ran" in log
