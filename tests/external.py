@@ -111,7 +111,7 @@ def start_prefect(tmp: Path) -> tuple[Service, str, dict[str, str]]:
     home = tmp / "prefect-server-home"
     home.mkdir(exist_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_API_URL": ""}
+           "PREFECT_API_URL": "", "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
     service = Service([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                       tmp / "prefect.log", env=env)
     api = f"http://127.0.0.1:{port}/api"
