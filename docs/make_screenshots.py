@@ -75,7 +75,8 @@ def main() -> None:
         experiment = client.get_experiment_by_name("im2flow-pipeline")
         parents = client.search_runs([experiment.experiment_id], "tags.mlflow.runName LIKE 'lambda-%'")
         ids = ",".join(f'"{r.info.run_id}"' for r in parents)
-        shot(f"{mlflow_uri}/#/experiments/{experiment.experiment_id}", images / "mlflow-runs.png")
+        shot(f"{mlflow_uri}/#/experiments/{experiment.experiment_id}/runs?viewMode=table&workflowType=machine_learning",
+             images / "mlflow-runs.png")
         shot(f"{mlflow_uri}/#/compare-runs?runs=[{ids}]&experiments=[\"{experiment.experiment_id}\"]",
              images / "mlflow-compare.png", height=1400)
         print("im2flow compare", " ".join(r.info.run_id for r in parents))
