@@ -6,6 +6,8 @@ A work directory is a local path or any fsspec URL (e.g. s3://bucket/run). Insid
 - `flows/<algorithm>-<fingerprint>.report.parquet`  the last extraction run's per-video outcome
 - `train/<fingerprint>/`                  training checkpoints, exported weights, run record
 - `eval/<split>/`, `potential/`, `predictions/`  evaluation reports, rankings, demo predictions
+- `recognize/<fingerprint>/`              recognition streams, accuracy tables, confusion matrices
+- `pipeline-cache/`                       the pipeline's cached stage results and cache keys (Prefect)
 - `mlflow.db`, `mlartifacts/`             the default MLflow store
 """
 
