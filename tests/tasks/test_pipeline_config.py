@@ -58,6 +58,8 @@ def test_cli_reports_bad_configuration_before_any_work(tmp_path):
                                       "--set", "train.batch_size=-1"])
     assert result.exit_code == 2 and "train.batch_size" in result.output
     assert not (tmp_path / "w").exists()
-    result = CliRunner().invoke(app, ["serve", "--dataset", str(tmp_path), "--work-dir", str(tmp_path / "w"),
-                                      "--cron", "0 3 * * *"], env={"PREFECT_API_URL": ""})
-    assert result.exit_code == 2 and "no Prefect server configured" in result.output
+    # In its own process: this one may hold a temporary Prefect API (the session's test harness).
+    from tests.external import cli
+    result = cli(["serve", "--dataset", str(tmp_path), "--work-dir", str(tmp_path / "w"), "--cron", "0 3 * * *"],
+                 {"PREFECT_API_URL": "", "PREFECT_HOME": str(tmp_path / "home")}, tmp_path / "serve.log", timeout_s=120)
+    assert result.returncode == 2 and "no Prefect server configured" in result.stdout + result.stderr
