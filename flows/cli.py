@@ -267,8 +267,8 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
              content_weight: Annotated[Optional[float], typer.Option("--lambda", help="λ; 0 = pixel-only")] = None,
              device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda (training, evaluation)")] = None,
              run_name: Annotated[Optional[str], typer.Option(help="MLflow parent run name")] = None,
-             refresh: Annotated[Optional[bool], typer.Option("--refresh", help="rerun stages whose inputs did not "
-                                                            "change")] = None,
+             refresh: Annotated[bool, typer.Option("--refresh", help="rerun stages whose inputs did not "
+                                                  "change")] = False,
              workers: Workers = None, dask_address: DaskAddress = None) -> None:
     """Run ingest → extract → train → evaluate → recognize → potential as one Prefect flow.
 
@@ -279,13 +279,16 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
     from tasks.pipeline_config import load_pipeline_configs
     try:
         overrides = _pipeline_overrides(
-            set_, **{"pipeline.stages": stages, "pipeline.run_name": run_name, "pipeline.refresh": refresh,
+            set_, **{"pipeline.stages": stages, "pipeline.run_name": run_name, "pipeline.refresh": True if refresh else None,
                      "pipeline.workers": workers, "pipeline.dask_address": dask_address,
                      "extract.algorithm": algorithm.value if algorithm else None, "train.epochs": epochs,
                      "train.loss.content_weight": content_weight, "train.device": device,
                      "evaluate.device": device, "recognize.device": device})
         configs = load_pipeline_configs(str(config) if config else None, overrides, preset)  # fail here, naming the field
+        from im2flow_storage.datasets import scan_dataset
         from tasks.tracking import default_tracking_uri
+        ing = configs.ingest
+        scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)  # a bad root fails here
         _preflight(default_tracking_uri(work_dir, configs.pipeline.mlflow_tracking_uri), configs.pipeline.dask_address)
         result = pipeline_flow(dataset, work_dir, str(config) if config else None, overrides, preset,
                                show_progress=True)
@@ -335,10 +338,13 @@ def serve(dataset: Annotated[str, typer.Option("--dataset", help="dataset folder
               "PREFECT_API_URL=http://127.0.0.1:4200/api (a schedule needs a server that outlives this command)")
     _preflight()
     try:
+        from im2flow_storage.datasets import scan_dataset
         overrides = _pipeline_overrides(set_)
-        load_pipeline_configs(str(config) if config else None, overrides, preset)
+        configs = load_pipeline_configs(str(config) if config else None, overrides, preset)
+        ing = configs.ingest
+        scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)
         schedule = construct_schedule(cron=cron, timezone=timezone)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, DatasetError, ValueError) as exc:
         _fail(str(exc))
     parameters = {"dataset_root": str(Path(dataset).absolute()) if "://" not in dataset else dataset,
                   "work_dir": str(Path(work_dir).absolute()) if "://" not in work_dir else work_dir,

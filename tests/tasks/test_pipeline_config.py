@@ -58,6 +58,9 @@ def test_cli_reports_bad_configuration_before_any_work(tmp_path):
                                       "--set", "train.batch_size=-1"])
     assert result.exit_code == 2 and "train.batch_size" in result.output
     assert not (tmp_path / "w").exists()
+    result = CliRunner().invoke(app, ["pipeline", "--dataset", str(tmp_path / "none"), "--work-dir", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "does not exist" in " ".join(result.output.split())
+    assert not (tmp_path / "w").exists()
     # In its own process: this one may hold a temporary Prefect API (the session's test harness).
     from tests.external import cli
     result = cli(["serve", "--dataset", str(tmp_path), "--work-dir", str(tmp_path / "w"), "--cron", "0 3 * * *"],
