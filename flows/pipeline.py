@@ -135,7 +135,7 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs, sho
         stage("ingest", [str(Path(dataset_root).absolute()), data_digest, ing.model_dump(mode="json", exclude={"workers", "dask_address"})],
               lambda: ingest_flow.with_options(task_runner=task_runner(address))(
                   dataset_root, work_dir, ing, show_progress=show_progress))
-        ext = configs.extract.model_copy(update={"dask_address": address if pipe.dask_address else None})
+        ext = configs.extract
         extract = stage("extract", [manifest_digest(work_dir), ext.store_config()],
                         lambda: extract_flow.with_options(task_runner=task_runner(address))(
                             work_dir, ext, show_progress=show_progress))

@@ -78,3 +78,8 @@ def train_url(work_dir: str, fingerprint: str) -> str:
 def recognize_url(work_dir: str, fingerprint: str) -> str:
     """Folder of one recognition run (stream checkpoints, scores, accuracy tables, confusion matrices)."""
     return join(work_dir, "recognize", fingerprint)
+
+
+def pipeline_cache_url(work_dir: str) -> str:
+    """Folder of the pipeline's cached stage results and cache keys (Prefect result storage)."""
+    return join(work_dir, "pipeline-cache")

@@ -17,9 +17,7 @@ from typing import Any
 from prefect import task
 from prefect.filesystems import RemoteFileSystem
 
-from im2flow_storage.paths import filesystem, join
-
-CACHE_DIR = "pipeline-cache"
+from im2flow_storage.paths import filesystem, pipeline_cache_url
 
 
 def _stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -32,7 +30,7 @@ def cache_storage(work_dir: str) -> Path | str:
     A local folder is handed to Prefect as a Path; a URL as a RemoteFileSystem block saved under a
     name derived from the URL (Prefect needs result storage blocks saved server-side).
     """
-    url = join(work_dir, CACHE_DIR)
+    url = pipeline_cache_url(work_dir)
     fs, path = filesystem(url)
     if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
         Path(path).mkdir(parents=True, exist_ok=True)
