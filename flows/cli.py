@@ -171,7 +171,7 @@ def evaluate(work_dir: WorkDir, model: Annotated[Optional[str], typer.Option(hel
         result = evaluate_flow(work_dir, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    console.print(result["markdown"])
+    console.print(result["markdown"], soft_wrap=True)  # tables stay one row a line
     console.print(f"report in {result['out_dir']}")
 
 
@@ -197,7 +197,7 @@ def recognize(work_dir: WorkDir,
         result = recognize_flow(work_dir, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    console.print(result["markdown"])
+    console.print(result["markdown"], soft_wrap=True)  # tables stay one row a line
     console.print(f"tables, confusion matrices and stream weights in {result['out_dir']}")
 
 
@@ -305,10 +305,10 @@ def _print_pipeline(result: dict[str, Any]) -> None:
     results = result["results"]
     if "evaluate" in results:
         console.print("\n[bold]flow prediction[/bold] (the paper's table; lower EPE, higher DS/OS are better)")
-        console.print(results["evaluate"]["markdown"])
+        console.print(results["evaluate"]["markdown"], soft_wrap=True)
     if "recognize" in results:
         console.print("\n[bold]static-image action recognition[/bold] (mean ± std over seeds)")
-        console.print(results["recognize"]["markdown"])
+        console.print(results["recognize"]["markdown"], soft_wrap=True)
     if "potential" in results:
         for method, rho in results["potential"]["spearman"].items():
             console.print(f"motion potential vs true mean motion, Spearman ρ, {method}: {rho:.3f}")
