@@ -279,12 +279,14 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
     from tasks.pipeline_config import load_pipeline_configs
     try:
         overrides = _pipeline_overrides(
-            set_, **{"pipeline.stages": stages, "pipeline.run_name": run_name, "pipeline.refresh": True if refresh else None,
-                     "pipeline.workers": workers, "pipeline.dask_address": dask_address,
+            set_, **{"pipeline.stages": stages, "pipeline.run_name": run_name,
+                     "pipeline.refresh": True if refresh else None, "pipeline.workers": workers,
+                     "pipeline.dask_address": dask_address,
                      "extract.algorithm": algorithm.value if algorithm else None, "train.epochs": epochs,
                      "train.loss.content_weight": content_weight, "train.device": device,
                      "evaluate.device": device, "recognize.device": device})
-        configs = load_pipeline_configs(str(config) if config else None, overrides, preset)  # fail here, naming the field
+        # Configuration, dataset and services are checked here, before any work, naming what is wrong.
+        configs = load_pipeline_configs(str(config) if config else None, overrides, preset)
         from im2flow_storage.datasets import scan_dataset
         from tasks.tracking import default_tracking_uri
         ing = configs.ingest

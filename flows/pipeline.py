@@ -83,7 +83,8 @@ def pipeline_flow(dataset_root: str, work_dir: str, config_file: str | None = No
     return run_pipeline(dataset_root, work_dir, configs, show_progress)
 
 
-def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs, show_progress: bool = False) -> dict[str, Any]:
+def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
+                 show_progress: bool = False) -> dict[str, Any]:
     """The body of `pipeline_flow` (inside a flow run): stages, cache keys, MLflow parent run, artifacts."""
     logger = get_run_logger()
     pipe = configs.pipeline
@@ -122,9 +123,9 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs, sho
             mlflow.set_tag(f"stage_{name}", "cached" if cached else "ran")
             if cached or name in ("ingest", "extract"):
                 # Stages without MLflow runs of their own, and cached stages, get a nested run here.
+                source = summary.get("run_id") or summary.get("parent_run_id") or ""
                 with tracked_run(tracking_uri, pipe.experiment, name,
-                                 tags={"stage": name, "cached": str(cached).lower(),
-                                       "source_run_id": str(summary.get("run_id") or summary.get("parent_run_id") or "")}):
+                                 tags={"stage": name, "cached": str(cached).lower(), "source_run_id": str(source)}):
                     section = {"potential": "evaluate"}.get(name, name)
                     mlflow.log_params(flatten(getattr(configs, section).model_dump(mode="json")))
                     if metrics:
@@ -132,7 +133,9 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs, sho
             logger.info("stage %s %s in %.1f s", name, "reused (cached)" if cached else "ran", seconds)
             return summary
 
-        stage("ingest", [str(Path(dataset_root).absolute()), data_digest, ing.model_dump(mode="json", exclude={"workers", "dask_address"})],
+        ingest_key = [str(Path(dataset_root).absolute()), data_digest,
+                      ing.model_dump(mode="json", exclude={"workers", "dask_address"})]
+        stage("ingest", ingest_key,
               lambda: ingest_flow.with_options(task_runner=task_runner(address))(
                   dataset_root, work_dir, ing, show_progress=show_progress))
         ext = configs.extract
