@@ -230,18 +230,11 @@ Preset = Annotated[Optional[str], typer.Option(help="paper (default) or demo (sm
 
 def _pipeline_overrides(sets: list[str] | None, **flags: Any) -> dict[str, dict[str, Any]]:
     """`--set` values plus the named flags ("section.field": value; None = not given)."""
-    from tasks.pipeline_config import parse_sets
+    from tasks.pipeline_config import parse_sets, set_field
     overrides = parse_sets(sets)
     for dotted, value in flags.items():
-        if value is None:
-            continue
-        section, field = dotted.split(".", 1)
-        node = overrides.setdefault(section, {})
-        if "." in field:  # e.g. train.loss.content_weight
-            outer, inner = field.split(".", 1)
-            node.setdefault(outer, {})[inner] = value
-        else:
-            node[field] = value
+        if value is not None:
+            set_field(overrides, dotted, value)
     return overrides
 
 

@@ -7,21 +7,18 @@ replaced (size or mtime) or relabelled, and stays the same otherwise. They read 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Iterable
 from typing import Any
 
 from im2flow_storage.datasets import DatasetEntry
-from im2flow_storage.flow_store import FlowStore
+from im2flow_storage.flow_store import FlowStore, canonical_digest
 from im2flow_storage.manifest import ManifestError, read_manifest
 
 
 def digest(data: Any) -> str:
     """16-hex-digit SHA-256 of the canonical JSON of `data`."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return canonical_digest(data, 16)
 
 
 def dataset_digest(entries: Iterable[DatasetEntry]) -> str:

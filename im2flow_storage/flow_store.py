@@ -39,10 +39,15 @@ class FlowStoreError(Exception):
     """A flow store is missing, ambiguous or inconsistent; the message names the URL and the reason."""
 
 
+def canonical_digest(data: Any, length: int = 12) -> str:
+    """The first `length` hex digits of the SHA-256 of `data`'s canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
 def config_fingerprint(config: Mapping[str, Any]) -> str:
     """12-hex-digit SHA-256 of the canonical JSON of an extraction configuration."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return canonical_digest(config, 12)
 
 
 def video_key(video_id: str) -> str:

@@ -43,6 +43,13 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return url_to_fs(url)
 
 
+def local_path(url: str) -> str | None:
+    """The local filesystem path of `url` (a plain path or file:// URL), or None for any other fsspec URL."""
+    fs, path = filesystem(url)
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return path if "file" in protocols or "local" in protocols else None
+
+
 def exists(url: str) -> bool:
     """Whether `url` exists (file or folder)."""
     fs, path = filesystem(url)

@@ -74,6 +74,15 @@ class PipelineConfigs(BaseModel):
         return {name: getattr(self, name).model_dump(mode="json") for name in SECTIONS}
 
 
+def set_field(overrides: dict[str, dict[str, Any]], dotted: str, value: Any) -> None:
+    """Set `section.field[.subfield…]` to `value` in `overrides` (section → nested fields), in place."""
+    section, *fields = dotted.split(".")
+    node = overrides.setdefault(section, {})
+    for name in fields[:-1]:
+        node = node.setdefault(name, {})
+    node[fields[-1]] = value
+
+
 def parse_sets(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
     """`["train.loss.content_weight=0", ...]` → `{"train": {"loss": {"content_weight": 0}}}`.
 
@@ -84,17 +93,14 @@ def parse_sets(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
         if "=" not in pair or "." not in pair.split("=", 1)[0]:
             raise ConfigError(f"--set needs SECTION.FIELD=VALUE, got {pair!r}")
         path, raw = pair.split("=", 1)
-        section, *fields = path.strip().split(".")
+        section = path.strip().split(".")[0]
         if section not in SECTIONS:
             raise ConfigError(f"--set {pair!r}: unknown section {section!r}; choose from {list(SECTIONS)}")
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        node = out.setdefault(section, {})
-        for name in fields[:-1]:
-            node = node.setdefault(name, {})
-        node[fields[-1]] = value
+        set_field(out, path.strip(), value)
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from prefect import task
 from prefect.filesystems import RemoteFileSystem
 
-from im2flow_storage.paths import filesystem, pipeline_cache_url
+from im2flow_storage.paths import local_path, pipeline_cache_url
 
 
 def _stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -31,8 +31,8 @@ def cache_storage(work_dir: str) -> Path | str:
     name derived from the URL (Prefect needs result storage blocks saved server-side).
     """
     url = pipeline_cache_url(work_dir)
-    fs, path = filesystem(url)
-    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+    path = local_path(url)
+    if path is not None:
         Path(path).mkdir(parents=True, exist_ok=True)
         return Path(path).absolute()
     name = "im2flow-cache-" + hashlib.sha256(url.encode()).hexdigest()[:12]

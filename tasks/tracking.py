@@ -16,7 +16,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from im2flow_storage.paths import filesystem
+from im2flow_storage.paths import filesystem, local_path
 
 
 def default_tracking_uri(work_dir: str, configured: str | None = None) -> str:
@@ -25,8 +25,8 @@ def default_tracking_uri(work_dir: str, configured: str | None = None) -> str:
         return configured
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    fs, path = filesystem(work_dir)
-    if getattr(fs, "protocol", None) in ("file", ("file", "local")) or "://" not in work_dir:
+    path = local_path(work_dir)
+    if path is not None:
         Path(path).mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{Path(path).absolute() / 'mlflow.db'}"
     return "sqlite:///mlflow.db"

@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.pipeline import pipeline_flow
+from tasks.pipeline_config import set_field
 from im2flow_storage import open_flow_store
 from im2flow_storage.demo_dataset import write_demo_dataset
 from tests.conftest import panning_frames, write_video
@@ -26,12 +27,7 @@ def tiny(**changes):
     """TINY with `changes` ("section.field" → value) applied."""
     out = {section: dict(fields) for section, fields in TINY.items()}
     for dotted, value in changes.items():
-        section, field = dotted.split(".", 1)
-        node = out.setdefault(section, {})
-        *outer, last = field.split(".")
-        for name in outer:
-            node = node.setdefault(name, {})
-        node[last] = value
+        set_field(out, dotted, value)
     return out
 
 
