@@ -6,6 +6,8 @@ On frames cut from real photographs (scikit-learn's sample images), at OpenCV's 
 2. on the same pairs (real textures, sensor noise σ = 1 grey level on both frames): mean EPE
    between the two implementations over the whole frame, borders included (target ≤ 0.1 px).
 
+Both for the uncompiled torch code and for its `torch.compile`d kernels (the default in extraction).
+
 Run: python benchmarks/tvl1_agreement.py [--size 340x256] [--device cpu|cuda]
 """
 
@@ -57,23 +59,25 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     params = TVL1Params()
     opencv = TVL1Estimator(params)
-    rows = []
-    for image_index, image in enumerate(load_sample_images().images):
-        for name, field in FIELDS.items():
-            f0, f1, truth = warped_pair(image, width, height, field)
+    pairs = [(f"image {index}, {name}", *warped_pair(image, width, height, field))
+             for index, image in enumerate(load_sample_images().images) for name, field in FIELDS.items()]
+    theirs = [opencv.calc(f0, f1) for _, f0, f1, _ in pairs]
+    for compile in (False, True):
+        rows = []
+        for (name, f0, f1, truth), cv_flow in zip(pairs, theirs):
             ours = tvl1_flow(torch.from_numpy(f0[None]).to(args.device), torch.from_numpy(f1[None]).to(args.device),
-                             params)[0].cpu().numpy()
-            theirs = opencv.calc(f0, f1)
-            rows.append((f"image {image_index}, {name}", epe(ours, theirs, 0), epe(ours, truth), epe(theirs, truth)))
-    print(f"TV-L1 agreement at {width}×{height}, OpenCV defaults, torch on {args.device}")
-    print(f"{'pair':32s} {'torch↔OpenCV':>13s} {'torch↔truth':>12s} {'OpenCV↔truth':>13s}")
-    for name, agree, ours, theirs in rows:
-        print(f"{name:32s} {agree:13.4f} {ours:12.4f} {theirs:13.4f}")
-    agree = np.mean([r[1] for r in rows])
-    ours, theirs = np.mean([r[2] for r in rows]), np.mean([r[3] for r in rows])
-    print(f"mean EPE torch vs OpenCV: {agree:.4f} px (target ≤ 0.1)")
-    print(f"mean EPE to known flow: torch {ours:.4f} px, OpenCV {theirs:.4f} px, ratio {ours / theirs:.3f} "
-          f"(target ≤ 1.05)")
+                             params, compile=compile)[0].cpu().numpy()
+            rows.append((name, epe(ours, cv_flow, 0), epe(ours, truth), epe(cv_flow, truth)))
+        kind = "compiled" if compile else "uncompiled"
+        print(f"TV-L1 agreement at {width}×{height}, OpenCV defaults, torch on {args.device}, {kind}")
+        print(f"{'pair':32s} {'torch↔OpenCV':>13s} {'torch↔truth':>12s} {'OpenCV↔truth':>13s}")
+        for name, agree, ours, cv_truth in rows:
+            print(f"{name:32s} {agree:13.4f} {ours:12.4f} {cv_truth:13.4f}")
+        agree = np.mean([r[1] for r in rows])
+        ours, cv_truth = np.mean([r[2] for r in rows]), np.mean([r[3] for r in rows])
+        print(f"{kind}: mean EPE torch vs OpenCV: {agree:.4f} px (target ≤ 0.1)")
+        print(f"{kind}: mean EPE to known flow: torch {ours:.4f} px, OpenCV {cv_truth:.4f} px, "
+              f"ratio {ours / cv_truth:.3f} (target ≤ 1.05)\n")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Prints flow pairs per second for
 1. OpenCV's DualTVL1OpticalFlow, one process per core (as the extraction runs it on Dask);
-2. the PyTorch TV-L1 on CPU (all cores, batches of `--batch` pairs);
-3. the PyTorch TV-L1 on CUDA, when a GPU is present, for several batch sizes.
+2. the PyTorch TV-L1 on CPU (all cores, batches of `--batch` pairs), uncompiled and with its
+   `torch.compile`d kernels (the default; compile time is printed apart, it is paid once per machine);
+3. the PyTorch TV-L1 on CUDA, when a GPU is present: compiled for several batch sizes, uncompiled for one.
 Targets (issue 8): torch CPU within 2× of OpenCV; ≥ 1000 pairs/s on one datacenter GPU.
 
 Run: python benchmarks/tvl1_speed.py [--pairs 8] [--batch 4] [--gpu-batches 32,128,256]
@@ -63,16 +64,25 @@ def opencv_rate(f0: np.ndarray, f1: np.ndarray, workers: int) -> float:
     return done / (time.perf_counter() - started)
 
 
-def torch_rate(f0: np.ndarray, f1: np.ndarray, device: str, batch: int, repeat: int = 1) -> float:
+def warm_up(f0: np.ndarray, f1: np.ndarray, device: str, batch: int, compile: bool) -> float:
+    """Seconds to run one batch first (CUDA context, kernel compilation); later calls reuse them."""
+    a, b = torch.from_numpy(f0[:batch]).to(device), torch.from_numpy(f1[:batch]).to(device)
+    started = time.perf_counter()
+    tvl1_flow(a, b, compile=compile)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def torch_rate(f0: np.ndarray, f1: np.ndarray, device: str, batch: int, compile: bool, repeat: int = 1) -> float:
     """Pairs/s of the torch TV-L1 on `device` in batches of `batch` (frames already on the device)."""
     a, b = torch.from_numpy(f0).to(device), torch.from_numpy(f1).to(device)
-    tvl1_flow(a[:1], b[:1])  # warm-up (CUDA context, kernels)
     if device == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
     for _ in range(repeat):
         for i in range(0, len(a), batch):
-            tvl1_flow(a[i : i + batch], b[i : i + batch])
+            tvl1_flow(a[i : i + batch], b[i : i + batch], compile=compile)
     if device == "cuda":
         torch.cuda.synchronize()
     return repeat * len(a) / (time.perf_counter() - started)
@@ -88,17 +98,31 @@ def main() -> None:
     f0, f1 = make_pairs(args.pairs)
     cv_rate = opencv_rate(f0, f1, cores)
     torch.set_num_threads(cores)
-    cpu_rate = torch_rate(f0, f1, "cpu", args.batch)
+    warm_up(f0, f1, "cpu", 1, compile=False)
+    eager_rate = torch_rate(f0, f1, "cpu", args.batch, compile=False)
+    compile_s = warm_up(f0, f1, "cpu", args.batch, compile=True)
+    compiled_rate = torch_rate(f0, f1, "cpu", args.batch, compile=True)
     print(f"TV-L1 at {WIDTH}×{HEIGHT}, OpenCV defaults, {args.pairs} pairs, {cores} CPU cores")
-    print(f"OpenCV, {cores} processes:           {cv_rate:8.2f} pairs/s")
-    print(f"torch CPU, batch {args.batch}:               {cpu_rate:8.2f} pairs/s  (torch/OpenCV {cpu_rate / cv_rate:.2f}; "
-          f"target ≥ 0.5)")
+    print(f"OpenCV, {cores} processes:                   {cv_rate:8.2f} pairs/s")
+    print(f"torch CPU, batch {args.batch}, uncompiled:        {eager_rate:8.2f} pairs/s  "
+          f"(torch/OpenCV {eager_rate / cv_rate:.2f})")
+    print(f"torch CPU, batch {args.batch}, compiled:          {compiled_rate:8.2f} pairs/s  "
+          f"(torch/OpenCV {compiled_rate / cv_rate:.2f}; target ≥ 0.5; first batch with compilation "
+          f"{compile_s:.1f} s)")
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
-        for batch in (int(b) for b in args.gpu_batches.split(",")):
+        batches = [int(b) for b in args.gpu_batches.split(",")]
+        for batch in batches:
             g0, g1 = make_pairs(batch)
-            rate = torch_rate(np.concatenate([g0] * 2), np.concatenate([g1] * 2), "cuda", batch, repeat=2)
-            print(f"torch CUDA ({name}), batch {batch}: {rate:8.1f} pairs/s  ({rate / cv_rate:.0f}× OpenCV CPU)")
+            g0, g1 = np.concatenate([g0] * 2), np.concatenate([g1] * 2)
+            first_s = warm_up(g0, g1, "cuda", batch, compile=True)
+            rate = torch_rate(g0, g1, "cuda", batch, compile=True, repeat=2)
+            print(f"torch CUDA ({name}), batch {batch}, compiled: {rate:8.1f} pairs/s  "
+                  f"({rate / cv_rate:.0f}× OpenCV CPU; first batch {first_s:.1f} s)")
+        g0, g1 = make_pairs(batches[-1])
+        warm_up(g0, g1, "cuda", batches[-1], compile=False)
+        rate = torch_rate(g0, g1, "cuda", batches[-1], compile=False)
+        print(f"torch CUDA ({name}), batch {batches[-1]}, uncompiled: {rate:8.1f} pairs/s")
     else:
         print("torch CUDA: no GPU here")
 

@@ -85,6 +85,8 @@ def extract(work_dir: WorkDir,
             param: Annotated[Optional[list[str]], typer.Option(help="algorithm parameter KEY=VALUE (repeatable)")] = None,
             device: Annotated[Optional[str], typer.Option(help="tvl1-torch: auto, cpu or cuda")] = None,
             batch_size: Annotated[Optional[int], typer.Option(help="tvl1-torch: frame pairs per batch")] = None,
+            compile: Annotated[Optional[bool], typer.Option(
+                "--compile/--no-compile", help="tvl1-torch: torch.compile the iterations (default on)")] = None,
             workers: Workers = None, dask_address: DaskAddress = None, config: ConfigFile = None) -> None:
     """Compute optical flow for every ok video into a flow store under WORK_DIR/flows."""
     from flows.compute import dask_scheduler, task_runner
@@ -92,7 +94,8 @@ def extract(work_dir: WorkDir,
     try:
         overrides: dict[str, Any] = dict(algorithm=algorithm, short_side=short_side, size=size, step=step,
                                          frame_stride=frame_stride, max_frames=max_frames, workers=workers,
-                                         dask_address=dask_address, device=device, batch_size=batch_size)
+                                         dask_address=dask_address, device=device, batch_size=batch_size,
+                                         compile=compile)
         cfg = load_config(ExtractConfig, config, "extract", **overrides)
         if param:
             cfg = load_config(ExtractConfig, config, "extract", **overrides,

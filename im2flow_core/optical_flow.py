@@ -169,10 +169,11 @@ class FarnebackEstimator:
 
 def create_estimator(algorithm: FlowAlgorithm | str,
                      params: TVL1Params | DISParams | FarnebackParams | None = None, *, device: str = "auto",
-                     batch_size: int = 16) -> FlowEstimator:
+                     batch_size: int = 16, compile: bool = True) -> FlowEstimator:
     """Build the estimator for `algorithm` with `params` (its defaults when None).
 
-    `device` and `batch_size` (frame pairs computed together) apply to `tvl1-torch` only.
+    `device`, `batch_size` (frame pairs computed together) and `compile` (torch.compile the
+    iterations) apply to `tvl1-torch` only.
     """
     algorithm = FlowAlgorithm(algorithm)
     expected = {FlowAlgorithm.tvl1: TVL1Params, FlowAlgorithm.tvl1_torch: TVL1Params, FlowAlgorithm.dis: DISParams,
@@ -183,7 +184,8 @@ def create_estimator(algorithm: FlowAlgorithm | str,
         return TVL1Estimator(params)  # type: ignore[arg-type]
     if algorithm is FlowAlgorithm.tvl1_torch:
         from im2flow_core.tvl1_torch import TorchTVL1Estimator  # torch is imported only when asked for
-        return TorchTVL1Estimator(params, device=device, batch_size=batch_size)  # type: ignore[arg-type,return-value]
+        return TorchTVL1Estimator(params, device=device, batch_size=batch_size,  # type: ignore[arg-type,return-value]
+                                  compile=compile)
     if algorithm is FlowAlgorithm.dis:
         return DISEstimator(params)  # type: ignore[arg-type]
     return FarnebackEstimator(params)  # type: ignore[arg-type]

@@ -78,6 +78,8 @@ class ExtractConfig(ComputeConfig):
     videos_per_task: int = Field(1, ge=1, description="videos one Prefect task extracts (more for short clips)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="tvl1-torch: where to compute")
     batch_size: int = Field(16, ge=1, description="tvl1-torch: frame pairs computed together")
+    compile: bool = Field(True, description="tvl1-torch: fuse each iteration with torch.compile (built once per "
+                                            "machine; uncompiled if that fails)")
 
     @field_validator("size", mode="before")
     @classmethod
@@ -115,7 +117,7 @@ class ExtractConfig(ComputeConfig):
 
     def compute_options(self) -> dict[str, Any]:
         """How (not what) a video is computed: never part of the store's fingerprint."""
-        return {"device": self.device, "batch_size": self.batch_size}
+        return {"device": self.device, "batch_size": self.batch_size, "compile": self.compile}
 
     def store_config(self) -> dict[str, Any]:
         """What determines a flow store's content; its fingerprint is taken over this dict."""

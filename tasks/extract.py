@@ -41,7 +41,8 @@ def extract_one(store_url: str, video: dict[str, Any], store_config: dict[str, A
         import torch
         torch.set_num_threads(1)  # likewise on CPU; on CUDA the GPU does the work
     estimator = create_estimator(algorithm, _PARAMS[algorithm].model_validate(store_config["params"]),
-                                 device=compute.get("device", "auto"), batch_size=compute.get("batch_size", 16))
+                                 device=compute.get("device", "auto"), batch_size=compute.get("batch_size", 16),
+                                 compile=compute.get("compile", True))
     resize = store_config["resize"]
     size = resolve_frame_size(video["width"], video["height"], resize["short_side"],
                               tuple(resize["size"]) if resize["size"] else None)

@@ -141,7 +141,8 @@ def test_torch_tvl1_on_a_cluster_with_gpu_resources_via_the_cli(tmp_path, prefec
         cli = CliRunner()
         assert cli.invoke(app, ["ingest", str(root), "--work-dir", work]).exit_code == 0
         result = cli.invoke(app, ["extract", "--work-dir", work, "--dask-address", cluster.scheduler_address,
-                                  "--algorithm", "tvl1-torch", "--batch-size", "2", "--param", "nscales=2",
+                                  "--algorithm", "tvl1-torch", "--batch-size", "2", "--no-compile",
+                                  "--param", "nscales=2",
                                   "--param", "warps=2", "--param", "outer_iterations=2"])
         assert result.exit_code == 0, result.output
     store = open_flow_store(work)

@@ -1,4 +1,9 @@
-"""The PyTorch TV-L1 on CPU: known motions, agreement with OpenCV, batching, validation."""
+"""The PyTorch TV-L1 on CPU: known motions, agreement with OpenCV, batching, compiled kernels, validation."""
+
+import os
+import subprocess
+import sys
+import textwrap
 
 import cv2
 import numpy as np
@@ -7,7 +12,16 @@ import torch
 
 from im2flow_core.frame_flows import iter_frame_flows
 from im2flow_core.optical_flow import TVL1Estimator, TVL1Params, create_estimator
-from im2flow_core.tvl1_torch import TorchTVL1Estimator, divergence, forward_gradient, pyramid_sizes, tvl1_flow
+from im2flow_core.tvl1_torch import (
+    TorchTVL1Estimator,
+    divergence,
+    forward_gradient,
+    median_filter,
+    median_filter_network,
+    median_network,
+    pyramid_sizes,
+    tvl1_flow,
+)
 from tests.conftest import real_texture
 
 FAST = TVL1Params(nscales=3, warps=3, outer_iterations=4)
@@ -52,21 +66,23 @@ def test_agrees_with_opencv_at_the_same_parameters():
     assert _interior_epe(ours, truth) <= 1.05 * _interior_epe(theirs, truth) + 0.02
 
 
-def test_a_batch_gives_each_pair_its_own_result():
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_a_batch_gives_each_pair_its_own_result(compiled):
     pairs = [_warped_pair(lambda x, y, s=s: (np.full_like(x, s), np.zeros_like(y)), which=int(s) % 2)
              for s in (0.0, 0.8, 2.0)]  # a still pair converges at once, the others later
     f0 = torch.from_numpy(np.stack([p[0] for p in pairs]))
     f1 = torch.from_numpy(np.stack([p[1] for p in pairs]))
-    batched = tvl1_flow(f0, f1, FAST).numpy()
+    batched = tvl1_flow(f0, f1, FAST, compile=compiled).numpy()
     for i in range(3):
-        alone = tvl1_flow(f0[i : i + 1], f1[i : i + 1], FAST).numpy()[0]
+        alone = tvl1_flow(f0[i : i + 1], f1[i : i + 1], FAST, compile=compiled).numpy()[0]
         np.testing.assert_allclose(batched[i], alone, atol=1e-4)
-    estimator = TorchTVL1Estimator(FAST, device="cpu", batch_size=2)
+    estimator = TorchTVL1Estimator(FAST, device="cpu", batch_size=2, compile=compiled)
     frames = [np.repeat(p[k][..., None], 3, 2) for p in pairs[:2] for k in (0, 1)]  # 4 frames → 3 flows
     items = list(iter_frame_flows(frames, estimator, 1))
     assert [i.index for i in items] == [0, 1, 2, 3] and items[-1].flow is None
     for item, (a, b) in zip(items[:3], zip(frames, frames[1:])):
-        single = tvl1_flow(torch.from_numpy(a[None, ..., 0]), torch.from_numpy(b[None, ..., 0]), FAST).numpy()[0]
+        single = tvl1_flow(torch.from_numpy(a[None, ..., 0]), torch.from_numpy(b[None, ..., 0]), FAST,
+                           compile=compiled).numpy()[0]
         np.testing.assert_allclose(item.flow, single, atol=1e-4)
 
 
@@ -81,11 +97,70 @@ def test_operators_and_pyramid_follow_opencv():
     assert pyramid_sizes(24, 40, TVL1Params()) == [(24, 40), (19, 32)]  # stops before a side < 16
 
 
+def test_compiled_kernels_compute_the_eager_flow():
+    frame0, frame1, truth = _warped_pair(lambda x, y: (1.2 + 0.4 * np.sin(x / 9), -0.5 + 0.3 * np.cos(y / 7)))
+    f0, f1 = torch.from_numpy(frame0[None]), torch.from_numpy(frame1[None])
+    eager = tvl1_flow(f0, f1).numpy()[0]
+    compiled = tvl1_flow(f0, f1, compile=True).numpy()[0]
+    # Fused kernels round differently (last bits), which may move a convergence test by an iteration.
+    assert float(np.linalg.norm(eager - compiled, axis=-1).mean()) < 0.01
+    assert abs(_interior_epe(compiled, truth) - _interior_epe(eager, truth)) < 0.01
+
+
+def test_median_network_selects_the_median():
+    # 0-1 principle: a comparator network that selects the median of every 0/1 input does so for all inputs.
+    for count in (9, 25):
+        for start in range(0, 1 << count, 1 << 21):
+            codes = np.arange(start, min(start + (1 << 21), 1 << count), dtype=np.uint32)
+            wires = [(codes >> k & 1).astype(bool) for k in range(count)]
+            ones = np.sum(wires, axis=0)
+            for i, j, min_needed, max_needed in median_network(count):
+                low, high = wires[i] & wires[j], wires[i] | wires[j]
+                wires[i], wires[j] = (low if min_needed else wires[i]), (high if max_needed else wires[j])
+            assert np.array_equal(wires[count // 2], ones > count // 2)
+    assert len(median_network(25)) < 120  # pruned: a full sort of 25 values takes more
+    u = torch.randint(0, 4, (3, 11, 13)).float()  # many ties
+    for size in (3, 5):
+        assert torch.equal(median_filter_network(u, size), median_filter(u, size))
+    assert torch.equal(median_filter(u, 5)[0], torch.from_numpy(cv2.medianBlur(u[0].numpy(), 5)))
+
+
+def test_without_a_compiler_the_estimator_warns_and_computes_uncompiled(tmp_path):
+    frame0, frame1, _ = _warped_pair(lambda x, y: (np.full_like(x, 1.0), np.zeros_like(y)), height=24, width=32)
+    np.save(tmp_path / "f0.npy", frame0)
+    np.save(tmp_path / "f1.npy", frame1)
+    script = textwrap.dedent(f"""
+        import warnings, numpy as np, torch
+        from im2flow_core.optical_flow import TVL1Params
+        from im2flow_core.tvl1_torch import TorchTVL1Estimator, tvl1_flow
+        f0, f1 = np.load("{tmp_path}/f0.npy"), np.load("{tmp_path}/f1.npy")
+        params = TVL1Params(nscales=2, warps=2, outer_iterations=2)
+        estimator = TorchTVL1Estimator(params, device="cpu")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            flow = estimator.calc(f0, f1)
+        assert not estimator.compile, "fell back"
+        assert any("could not build the TV-L1 kernels" in str(w.message) for w in caught), caught
+        expected = tvl1_flow(torch.from_numpy(f0[None]), torch.from_numpy(f1[None]), params)[0].numpy()
+        assert np.array_equal(flow, expected)
+        print("FELL BACK")
+    """)
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"),
+           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}  # nothing compiled before may be reused
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0 and "FELL BACK" in done.stdout, done.stderr[-3000:]
+
+
 def test_parameters_are_validated():
     with pytest.raises(ValueError, match="gamma"):
         TorchTVL1Estimator(TVL1Params(gamma=0.1), device="cpu")
     with pytest.raises(ValueError, match="batch_size"):
         TorchTVL1Estimator(device="cpu", batch_size=0)
+    with pytest.raises(ValueError, match="median_filtering must be odd"):
+        TorchTVL1Estimator(TVL1Params(median_filtering=4), device="cpu")
+    with pytest.raises(ValueError, match="odd"):
+        median_network(24)
     with pytest.raises(ValueError, match="equal"):
         TorchTVL1Estimator(device="cpu").calc(np.zeros((8, 8), np.uint8), np.zeros((8, 9), np.uint8))
     with pytest.raises(ValueError, match="3×3"):

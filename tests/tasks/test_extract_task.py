@@ -53,6 +53,7 @@ def test_torch_tvl1_extraction_is_its_own_store_and_matches_the_estimator(tmp_pa
     path = write_video(tmp_path / "clip.avi", frames, "FFV1")
     fast = {"nscales": 2, "warps": 2, "outer_iterations": 3}
     config = ExtractConfig(algorithm="tvl1-torch", tvl1=fast, short_side=None, device="cpu", batch_size=2)
+    assert config.compile  # the compiled kernels are the default
     opencv = ExtractConfig(tvl1=fast, short_side=None)
     assert config.store_config()["implementation"] != opencv.store_config()["implementation"]
     store = create_flow_store(str(tmp_path / "w"), config.store_config(), library_versions())
@@ -64,7 +65,7 @@ def test_torch_tvl1_extraction_is_its_own_store_and_matches_the_estimator(tmp_pa
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     for t in range(3):
         direct = tvl1_flow(torch.from_numpy(gray[t][None]), torch.from_numpy(gray[t + 1][None]),
-                           config.algorithm_params())[0].numpy()
+                           config.algorithm_params(), compile=config.compile)[0].numpy()
         assert np.linalg.norm(reader.read_pair("A/clip", t)[1] - direct, axis=-1).max() <= 0.085 + 1e-4
 
 
