@@ -4,27 +4,39 @@ Prints flow pairs per second for
 1. OpenCV's DualTVL1OpticalFlow, one process per core (as the extraction runs it on Dask);
 2. the PyTorch TV-L1 on CPU (all cores, batches of `--batch` pairs), uncompiled and with its
    `torch.compile`d kernels (the default; compile time is printed apart, it is paid once per machine);
-3. the PyTorch TV-L1 on CUDA, when a GPU is present: compiled for several batch sizes, uncompiled for one.
+3. the PyTorch TV-L1 on CUDA, when a GPU is present: compiled for several batch sizes, uncompiled for one;
+4. the extraction pipeline (decode, flow, encode, Zarr write: `tasks.extract.extract_one`) on the local
+   Dask cluster the CLI starts (`flows.compute.dask_scheduler`, one single-threaded worker per core),
+   with `--algorithm tvl1` and with `tvl1-torch` on CPU (timed on a second pass: kernels built).
 Targets (issue 8): torch CPU within 2× of OpenCV; ≥ 1000 pairs/s on one datacenter GPU.
 
-Run: python benchmarks/tvl1_speed.py [--pairs 8] [--batch 4] [--gpu-batches 32,128,256]
+Run: python benchmarks/tvl1_speed.py [--pairs 8] [--batch 4] [--gpu-batches 32,128,256] [--videos 4]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import time
 import multiprocessing
+import os
+import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from sklearn.datasets import load_sample_images
 
+from distributed import Client
+
+from flows.compute import dask_scheduler
 from im2flow_core.optical_flow import TVL1Estimator
 from im2flow_core.tvl1_torch import tvl1_flow
+from im2flow_storage.flow_store import create_flow_store
+from tasks.config import ExtractConfig
+from tasks.extract import extract_one
+from tasks.ingest import probe_entry
 
 WIDTH, HEIGHT = 340, 256
 
@@ -88,11 +100,49 @@ def torch_rate(f0: np.ndarray, f1: np.ndarray, device: str, batch: int, compile:
     return repeat * len(a) / (time.perf_counter() - started)
 
 
+def write_videos(folder: Path, videos: int, frames: int) -> list[dict]:
+    """`videos` FFV1 clips of `frames` panned photo frames at 340×256; their manifest rows."""
+    rng = np.random.default_rng(1)
+    images = load_sample_images().images
+    rows = []
+    for k in range(videos):
+        image, (dx, dy) = images[k % len(images)], rng.uniform(-3, 3, 2)
+        path = folder / f"clip{k}.avi"
+        writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 25, (WIDTH, HEIGHT))
+        for t in range(frames):
+            shifted = cv2.warpAffine(image, np.float32([[1, 0, dx * t], [0, 1, dy * t]]), image.shape[1::-1],
+                                     flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+            writer.write(cv2.cvtColor(shifted[60 : 60 + HEIGHT, 30 : 30 + WIDTH], cv2.COLOR_RGB2BGR))
+        writer.release()
+        rows.append(probe_entry({"video_id": f"clip{k}", "path": str(path), "label": "x", "split": "train"}, 2))
+    return rows
+
+
+def pipeline_rates(videos: int, frames: int) -> dict[str, float]:
+    """Pairs/s of the extraction task over `videos` clips on the CLI's local cluster, per algorithm."""
+    folder = Path(tempfile.mkdtemp(prefix="im2flow-tvl1-speed-"))
+    rows = write_videos(folder, videos, frames)
+    rates = {}
+    with dask_scheduler() as address, Client(address) as client:
+        for algorithm, passes in (("tvl1", 1), ("tvl1-torch", 2)):
+            config = ExtractConfig(algorithm=algorithm, short_side=None, device="cpu")
+            for attempt in range(passes):  # the first tvl1-torch pass builds each worker's kernels
+                store = create_flow_store(str(folder / f"{algorithm}-{attempt}"), config.store_config(), {})
+                started = time.perf_counter()
+                outcomes = client.gather(client.map(extract_one, [store.url] * len(rows), rows,
+                                                    [config.store_config()] * len(rows), [32] * len(rows),
+                                                    [config.compute_options()] * len(rows), pure=False))
+                assert all(o["status"] == "complete" for o in outcomes), outcomes
+                rates[algorithm] = len(rows) * (frames - 1) / (time.perf_counter() - started)
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--gpu-batches", default="32,128,256")
+    parser.add_argument("--videos", type=int, default=4, help="clips of 9 frames for the pipeline rows")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     f0, f1 = make_pairs(args.pairs)
@@ -125,6 +175,11 @@ def main() -> None:
         print(f"torch CUDA ({name}), batch {batches[-1]}, uncompiled: {rate:8.1f} pairs/s")
     else:
         print("torch CUDA: no GPU here")
+    rates = pipeline_rates(args.videos, 9)
+    print(f"extraction pipeline, {args.videos} clips × 8 pairs, local Dask cluster of {cores} workers:")
+    print(f"  --algorithm tvl1:             {rates['tvl1']:8.2f} pairs/s")
+    print(f"  --algorithm tvl1-torch (CPU): {rates['tvl1-torch']:8.2f} pairs/s  "
+          f"(torch/OpenCV {rates['tvl1-torch'] / rates['tvl1']:.2f})")
 
 
 if __name__ == "__main__":

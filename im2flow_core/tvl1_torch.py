@@ -176,6 +176,15 @@ def _masked_median_network(padded: torch.Tensor, u: torch.Tensor, mask: torch.Te
     return torch.where(mask, _median_of_windows(padded, size), u)
 
 
+def _planes(x: torch.Tensor) -> list[torch.Tensor]:
+    """The channels of `(N, C, H, W)` as `(N, H, W)` tensors, each with its own storage and plain strides.
+
+    The compiled kernels guard on their inputs' strides and storage offsets: views into one tensor
+    (whose stride even depends on C when N = 1) would make them recompile.
+    """
+    return [plane.clone(memory_format=torch.contiguous_format) for plane in x.unbind(1)]
+
+
 def _warp(images: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
     """Sample `(N, C, H, W)` at (x + u1, y + u2): bicubic, zero outside (cv2.remap, INTER_CUBIC, constant)."""
     n, _, h, w = images.shape
@@ -218,24 +227,39 @@ def tvl1_step(u1: torch.Tensor, u2: torch.Tensor, p11: torch.Tensor, p12: torch.
     return u1, u2, p11, p12, p21, p22, error
 
 
-class Kernels(NamedTuple):
-    """The two hot operations of `tvl1_flow`: an inner iteration and the outer median filter."""
+def tvl1_step_(u1: torch.Tensor, u2: torch.Tensor, p11: torch.Tensor, p12: torch.Tensor, p21: torch.Tensor,
+               p22: torch.Tensor, rho_c: torch.Tensor, i1wx: torch.Tensor, i1wy: torch.Tensor, grad: torch.Tensor,
+               mask: torch.Tensor, l_t: float, theta: float, taut: float) -> torch.Tensor:
+    """`tvl1_step` that updates u1, u2, p11 … p22 in place; returns `error` `(N,)`.
 
-    step: Callable[..., tuple[torch.Tensor, ...]]
+    Compiled, the new state is written into the old buffers: fewer and smaller allocations per
+    iteration (each a page-faulting mmap where glibc's mmap threshold is pinned low, as in Dask workers).
+    """
+    state = (u1, u2, p11, p12, p21, p22)
+    *new, error = tvl1_step(*state, rho_c, i1wx, i1wy, grad, mask, l_t, theta, taut)
+    for old, value in zip(state, new):
+        old.copy_(value)
+    return error
+
+
+class Kernels(NamedTuple):
+    """The two hot operations of `tvl1_flow`: an inner iteration (in place) and the outer median filter."""
+
+    step: Callable[..., torch.Tensor]
     median: Callable[..., torch.Tensor]
 
 
-EAGER = Kernels(tvl1_step, _masked_median)
+EAGER = Kernels(tvl1_step_, _masked_median)
 
 
 @functools.cache
 def compiled_kernels() -> Kernels:
-    """`tvl1_step` and the median filter compiled by `torch.compile` (C++/OpenMP on CPU, Triton on CUDA).
+    """`tvl1_step_` and the median filter compiled by `torch.compile` (C++/OpenMP on CPU, Triton on CUDA).
 
     Compiled lazily on first call, with dynamic shapes, so that every pyramid level and batch size
     reuses a few kernels; Inductor caches them on disk for later processes.
     """
-    return Kernels(torch.compile(tvl1_step, dynamic=True), torch.compile(_masked_median_network, dynamic=True))
+    return Kernels(torch.compile(tvl1_step_, dynamic=True), torch.compile(_masked_median_network, dynamic=True))
 
 
 def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor,
@@ -250,7 +274,7 @@ def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.T
     p11, p12, p21, p22 = (torch.zeros_like(i0) for _ in range(4))
     for _ in range(params.warps):
         warped = _warp(stack, u1, u2)
-        i1w, i1wx, i1wy = warped[:, 0], warped[:, 1], warped[:, 2]
+        i1w, i1wx, i1wy = _planes(warped)
         grad = i1wx * i1wx + i1wy * i1wy
         rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
         active = torch.ones(n, dtype=torch.bool, device=i0.device)  # pairs not yet converged in this warp
@@ -262,10 +286,10 @@ def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.T
                 both = torch.cat([u1, u2])
                 both = kernels.median(_replicate_pad(both, params.median_filtering // 2), both,
                                       active.repeat(2)[:, None, None], params.median_filtering)
-                u1, u2 = both[:n], both[n:]
+                u1, u2 = (half.clone() for half in both.chunk(2))  # own storage: see _planes
             for inner in range(1, params.inner_iterations + 1):
-                u1, u2, p11, p12, p21, p22, error = kernels.step(
-                    u1, u2, p11, p12, p21, p22, rho_c, i1wx, i1wy, grad, active[:, None, None], l_t, params.theta, taut)
+                error = kernels.step(u1, u2, p11, p12, p21, p22, rho_c, i1wx, i1wy, grad, active[:, None, None],
+                                     l_t, params.theta, taut)
                 # A converged pair is frozen from here on, so its flow does not depend on its batch
                 # nor on how often the loop asks the device whether everyone has converged.
                 active = active & (error > scaled_epsilon)
@@ -300,12 +324,10 @@ def tvl1_flow(frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params |
         u1 = torch.zeros((n, *sizes[-1]), dtype=torch.float32, device=i0.device)
         u2 = torch.zeros_like(u1)
         for level in range(len(sizes) - 1, -1, -1):
-            u1, u2 = _one_scale(levels[level][0].contiguous(), levels[level][1].contiguous(), u1, u2, params,
-                                kernels, check_every)
+            u1, u2 = _one_scale(*_planes(torch.stack(levels[level], dim=1)), u1, u2, params, kernels, check_every)
             if level == 0:
                 break
-            up = _resize(torch.stack([u1, u2], dim=1), sizes[level - 1]) / params.scale_step
-            u1, u2 = up[:, 0].contiguous(), up[:, 1].contiguous()
+            u1, u2 = _planes(_resize(torch.stack([u1, u2], dim=1), sizes[level - 1]) / params.scale_step)
         return torch.stack([u1, u2], dim=-1)
 
 
