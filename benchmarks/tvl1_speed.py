@@ -26,9 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from sklearn.datasets import load_sample_images
-
 from distributed import Client
+from sklearn.datasets import load_sample_images
 
 from flows.compute import dask_scheduler
 from im2flow_core.optical_flow import TVL1Estimator

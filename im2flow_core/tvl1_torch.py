@@ -13,7 +13,9 @@ parameters and defaults (`TVL1Params`):
   differences, OpenCV's border rules), stopping once Σ|u − u_prev|² ≤ ε²·area; a
   `median_filtering` × `median_filtering` median filter of u before each outer iteration.
 Each pair of a batch stops on its own criterion (converged pairs are frozen while the others
-iterate), so a pair's flow does not depend on the batch it was computed in.
+iterate, and dropped from the working tensors once a quarter of them have stopped), so a pair's
+flow does not depend on the batch it was computed in, and a batch costs about the sum of its
+pairs' iterations.
 
 Speed: the inner iteration (`tvl1_step`) is written as elementwise operations and shifts, and the
 5×5 median as a comparator network (`median_network`), so that `torch.compile` turns each into one
@@ -265,37 +267,64 @@ def compiled_kernels() -> Kernels:
 def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor,
                params: TVL1Params, kernels: Kernels, check_every: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Refine flow (u1, u2) `(N, H, W)` on one pyramid level; returns the new flow."""
-    n, h, w = i0.shape
+    i1x, i1y = centered_gradient(i1)
+    stack = torch.stack([i1, i1x, i1y], dim=1)
+    state = [u1, u2, *(torch.zeros_like(i0) for _ in range(4))]  # u1, u2, p11, p12, p21, p22
+    for _ in range(params.warps):
+        warped = _warp(stack, state[0], state[1])
+        i1w, i1wx, i1wy = _planes(warped)
+        grad = i1wx * i1wx + i1wy * i1wy
+        rho_c = i1w - i1wx * state[0] - i1wy * state[1] - i0
+        _iterate(state, [rho_c, i1wx, i1wy, grad], params, kernels, check_every)
+    return state[0], state[1]
+
+
+def _iterate(state: list[torch.Tensor], data: list[torch.Tensor], params: TVL1Params, kernels: Kernels,
+             check_every: int) -> None:
+    """One warping's outer × inner iterations on `state` (u1, u2, p11 … p22, each `(N, H, W)`), in place.
+
+    `data` is (rho_c, i1wx, i1wy, grad) of the warping. Each pair stops on its own convergence test
+    and is frozen from then on. Once a quarter of the pairs being iterated have stopped, they are
+    dropped from the working tensors (the rest gathered into smaller ones), so that a batch costs
+    about the sum of its pairs' iterations rather than N × those of its slowest pair.
+    """
+    n, h, w = state[0].shape
     l_t = params.lambda_ * params.theta
     taut = params.tau / params.theta
     scaled_epsilon = params.epsilon * params.epsilon * h * w
-    i1x, i1y = centered_gradient(i1)
-    stack = torch.stack([i1, i1x, i1y], dim=1)
-    p11, p12, p21, p22 = (torch.zeros_like(i0) for _ in range(4))
-    for _ in range(params.warps):
-        warped = _warp(stack, u1, u2)
-        i1w, i1wx, i1wy = _planes(warped)
-        grad = i1wx * i1wx + i1wy * i1wy
-        rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
-        active = torch.ones(n, dtype=torch.bool, device=i0.device)  # pairs not yet converged in this warp
-        for _ in range(params.outer_iterations):
-            if not bool(active.any()):
+    rows = None  # batch rows of the working tensors; None while they are `state` itself
+    work = list(state)
+    active = torch.ones(n, dtype=torch.bool, device=state[0].device)  # working pairs not yet converged
+    for _ in range(params.outer_iterations):
+        if not bool(active.any()):
+            break
+        if params.median_filtering > 1:
+            # Padded outside the compiled kernel: a pad fused into it becomes clamped, unvectorised loads.
+            both = torch.cat(work[:2])
+            both = kernels.median(_replicate_pad(both, params.median_filtering // 2), both,
+                                  active.repeat(2)[:, None, None], params.median_filtering)
+            work[0].copy_(both[: len(active)])
+            work[1].copy_(both[len(active) :])
+        for inner in range(1, params.inner_iterations + 1):
+            error = kernels.step(*work, *data, active[:, None, None], l_t, params.theta, taut)
+            active = active & (error > scaled_epsilon)
+            if inner % check_every:
+                continue  # asking a GPU how many pairs are left stalls its queue
+            remaining = int(active.sum())
+            if remaining == 0:
                 break
-            if params.median_filtering > 1:
-                # Padded outside the compiled kernel: a pad fused into it becomes clamped, unvectorised loads.
-                both = torch.cat([u1, u2])
-                both = kernels.median(_replicate_pad(both, params.median_filtering // 2), both,
-                                      active.repeat(2)[:, None, None], params.median_filtering)
-                u1, u2 = (half.clone() for half in both.chunk(2))  # own storage: see _planes
-            for inner in range(1, params.inner_iterations + 1):
-                error = kernels.step(u1, u2, p11, p12, p21, p22, rho_c, i1wx, i1wy, grad, active[:, None, None],
-                                     l_t, params.theta, taut)
-                # A converged pair is frozen from here on, so its flow does not depend on its batch
-                # nor on how often the loop asks the device whether everyone has converged.
-                active = active & (error > scaled_epsilon)
-                if inner % check_every == 0 and not bool(active.any()):
-                    break
-    return u1, u2
+            if remaining <= 0.75 * len(active):
+                keep, done = active.nonzero()[:, 0], (~active).nonzero()[:, 0]
+                if rows is not None:  # the finished pairs' values go back to the batch
+                    for full, part in zip(state, work):
+                        full.index_copy_(0, rows[done], part.index_select(0, done))
+                rows = keep if rows is None else rows[keep]
+                work = [part.index_select(0, keep) for part in work]
+                data = [part.index_select(0, keep) for part in data]
+                active = torch.ones(remaining, dtype=torch.bool, device=active.device)
+    if rows is not None:
+        for full, part in zip(state, work):
+            full.index_copy_(0, rows, part)
 
 
 def tvl1_flow(frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params | None = None,
