@@ -36,7 +36,7 @@ def worker_environ_overrides() -> dict[str, object]:
     That setting hands freed memory back to the OS sooner, but it also pins glibc's mmap threshold
     at 128 KiB, so every large temporary array becomes a fresh mmap whose pages fault in on first
     touch: the PyTorch TV-L1 on CPU ran 3× slower in such a worker than in a plain process. A value
-    the user set (environment or Dask config) is kept.
+    set in the environment, or a Dask config value other than Dask's default, is kept.
     """
     key = "MALLOC_TRIM_THRESHOLD_"
     configured = dask.config.get(f"distributed.nanny.pre-spawn-environ.{key}", None)

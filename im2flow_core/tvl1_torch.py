@@ -46,14 +46,18 @@ _MIN_PYRAMID_SIDE = 16
 _FLOAT_EPS = torch.finfo(torch.float32).eps
 
 
-def _check(frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params) -> None:
+def _check_params(params: TVL1Params) -> None:
     if params.gamma != 0:
         raise ValueError("the torch TV-L1 does not implement the illumination term: gamma must be 0")
+    if params.median_filtering > 1 and params.median_filtering % 2 == 0:
+        raise ValueError(f"median_filtering must be odd (or 1: none), got {params.median_filtering}")
+
+
+def _check(frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params) -> None:
+    _check_params(params)
     if frames0.shape != frames1.shape or frames0.ndim != 3:
         raise ValueError(f"expected two equal (N, H, W) frame batches, got {tuple(frames0.shape)} "
                          f"and {tuple(frames1.shape)}")
-    if params.median_filtering > 1 and params.median_filtering % 2 == 0:
-        raise ValueError(f"median_filtering must be odd (or 1: none), got {params.median_filtering}")
     if min(frames0.shape[1:]) < 3:
         raise ValueError(f"frames must be at least 3×3 px, got {tuple(frames0.shape[1:])}")
 
@@ -370,10 +374,7 @@ class TorchTVL1Estimator:
     def __init__(self, params: TVL1Params | None = None, device: str = "auto", batch_size: int = 16,
                  compile: bool = True) -> None:
         self.params = params or TVL1Params()
-        if self.params.gamma != 0:
-            raise ValueError("the torch TV-L1 does not implement the illumination term: gamma must be 0")
-        if self.params.median_filtering > 1 and self.params.median_filtering % 2 == 0:
-            raise ValueError(f"median_filtering must be odd (or 1: none), got {self.params.median_filtering}")
+        _check_params(self.params)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = resolve_device(device)
