@@ -123,7 +123,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     """
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)
-    generator = load_generator(config.model, work_dir)
+    generator = load_generator(config.model, work_dir, tracking_uri)
     device = resolve_device(config.device)
     generator = generator.to(device)
     entries: list[dict[str, Any]] = []

@@ -99,7 +99,7 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig()) -
     logger = get_run_logger()
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)  # before any long work
-    generator = load_generator(config.model, work_dir)
+    generator = load_generator(config.model, work_dir, tracking_uri)
     if config.images_csv is not None:
         data = images_data(str(config.images_csv), config.val_fraction, config.test_fraction, 0)
         source_tag = str(config.images_csv)

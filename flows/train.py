@@ -5,9 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow
-import numpy as np
-import torch
-from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
@@ -16,7 +13,7 @@ from im2flow_storage.checkpoints import load_json, save_json
 from im2flow_storage.flow_store import config_fingerprint
 from im2flow_storage.paths import join, train_url
 from tasks.config import TrainConfig
-from tasks.models import load_generator_export
+from tasks.model_registry import register_generator
 from tasks.tracking import check_tracking, default_tracking_uri, flatten, git_commit, log_artifact_url, tracked_run
 from tasks.train import train_generator, train_phi
 from tasks.train_data import estimate_magnitude_scale, make_datasets, select_training_data
@@ -56,16 +53,11 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig()) -> dict[str, 
         gen = train_generator(config, data, run_dir, tracking_uri, parent.info.run_id, scale,
                               phi["path"] if config.loss.content_weight > 0 else None)
         if "model_version" not in record:
-            generator = load_generator_export(gen["path"])
             with tracked_run(tracking_uri, config.experiment, "generator", run_id=gen["run_id"]):
-                size = config.generator.input_size
-                info = mlflow.pytorch.log_model(  # pickle: loads back as the UNetGenerator module itself
-                    generator, name="generator", registered_model_name=config.registered_model,
-                    serialization_format="pickle", input_example=np.zeros((1, 3, size, size), np.float32),
-                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
                 log_artifact_url(gen["path"], "export")
-            version = str(info.registered_model_version)
-            MlflowClient(tracking_uri).set_registered_model_alias(config.registered_model, config.model_alias, version)
+            # Weights and plain config only: loading the registered model never unpickles code.
+            version = register_generator(gen["path"], tracking_uri, gen["run_id"], config.registered_model,
+                                         config.model_alias)
             record.update(model_version=version, model_uri=f"models:/{config.registered_model}@{config.model_alias}")
             save_json(join(run_dir, "run.json"), record)
     summary = {"run_dir": run_dir, "tracking_uri": tracking_uri, "parent_run_id": record["parent_run_id"],

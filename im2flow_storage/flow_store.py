@@ -11,6 +11,8 @@ Layout of one store (`<work_dir>/flows/<algorithm>-<fingerprint>.zarr`):
 
 Both arrays are chunked one frame per chunk (O(1) random access to one pair) and sharded
 `shard_frames` frames per file, so a million frames are ~2·10⁶ / shard_frames files, not millions.
+Every frame carries a CRC32C (zarr's `crc32c` codec after ours), as does each shard's index: a
+corrupted byte fails the read, naming the frame, instead of decoding to wrong pixels.
 Each video is written by exactly one worker, which owns its group: no two processes write a shard.
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 import zarr
 import zarr.errors
+from zarr.codecs import Crc32cCodec
 
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_storage.codecs import FlowImageCodec, ImageCodec
@@ -125,7 +128,7 @@ class VideoWriter:
         dtype = "uint8" if name == "rgb" else "float32"
         return self._group.create_array(
             name, shape=(0,) + frame_shape, dtype=dtype, chunks=(1,) + frame_shape,
-            shards=(self._shard,) + frame_shape, serializer=self._codecs[name], compressors=None,
+            shards=(self._shard,) + frame_shape, serializer=self._codecs[name], compressors=[Crc32cCodec()],
             filters=None, fill_value=0)
 
     def finish(self) -> VideoRecord:

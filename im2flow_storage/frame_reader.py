@@ -5,12 +5,17 @@ small frame. The flow store's arrays have a fixed, simple layout (one frame per 
 S frames, the shard index at the end of each shard file, default "/" chunk keys), so a frame is one
 cached index lookup plus one ranged read, decoded by the array's own codec. Arrays of any other
 layout raise `UnsupportedLayout`, and callers fall back to zarr.
+
+Checksums are verified as zarr would: the shard index's CRC32C on its first read, and each frame's
+CRC32C (stores written since the chunk checksum was added; older arrays have only the index's).
+A mismatch raises `CorruptFrame` naming the array (hence the video) and the frame.
 """
 
 from __future__ import annotations
 
 import os
 
+import google_crc32c
 import numpy as np
 import zarr
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
@@ -26,17 +31,29 @@ class UnsupportedLayout(Exception):
     """The array is not laid out as the flow store writes it."""
 
 
-class FrameReader:
-    """Reads frame t `(H, W, C)` of a sharded `(T, H, W, C)` flow-store array."""
+class CorruptFrame(ValueError):
+    """Stored bytes do not match their CRC32C: the message names the array, the frame and the shard file."""
 
-    def __init__(self, array: zarr.Array) -> None:
+
+def _crc32c(data: bytes) -> bytes:
+    return np.uint32(google_crc32c.value(data)).tobytes()  # little-endian, as zarr's crc32c codec stores it
+
+
+class FrameReader:
+    """Reads frame t `(H, W, C)` of a sharded `(T, H, W, C)` flow-store array, checksums verified.
+
+    `name` (e.g. the video id) is put in error messages; it defaults to the array's path.
+    """
+
+    def __init__(self, array: zarr.Array, name: str | None = None) -> None:
         meta = array.metadata
         codecs = getattr(meta, "codecs", ())
         if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
             raise UnsupportedLayout("not a sharded array")
         sharding = codecs[0]
         inner = sharding.codecs
-        if (len(inner) != 1 or not isinstance(inner[0], (FlowImageCodec, ImageCodec))
+        checked = len(inner) == 2 and isinstance(inner[1], Crc32cCodec)
+        if (len(inner) != 1 + checked or not isinstance(inner[0], (FlowImageCodec, ImageCodec))
                 or sharding.index_location.value != "end"
                 or [type(c) for c in sharding.index_codecs] != [BytesCodec, Crc32cCodec]
                 or not isinstance(meta.chunk_key_encoding, DefaultChunkKeyEncoding)
@@ -44,6 +61,8 @@ class FrameReader:
                 or tuple(sharding.chunk_shape[1:]) != tuple(array.shape[1:])):
             raise UnsupportedLayout("unexpected codecs, chunking or key encoding")
         self._codec = inner[0]
+        self._checked = checked
+        self._name = f"{name} ({array.path})" if name else array.path
         self._frame_shape = tuple(array.shape[1:])
         self._shard_frames = int(meta.chunk_grid.chunk_shape[0])  # type: ignore[attr-defined]
         self._length = int(array.shape[0])
@@ -65,6 +84,9 @@ class FrameReader:
         if shard not in self._indexes:
             size = 16 * self._shard_frames + 4  # (offset, nbytes) uint64 pairs, then a CRC32C
             raw = self._read(shard, -size, size)
+            if len(raw) != size or _crc32c(raw[:-4]) != raw[-4:]:
+                raise CorruptFrame(f"{self._name}: the index of shard {shard} (frames {shard * self._shard_frames}–"
+                                   f"{(shard + 1) * self._shard_frames - 1}) fails its CRC32C check")
             self._indexes[shard] = np.frombuffer(raw[:-4], "<u8").reshape(self._shard_frames, 2)
         return self._indexes[shard]
 
@@ -73,7 +95,15 @@ class FrameReader:
             raise IndexError(f"frame {t} out of range for an array of {self._length} frames")
         shard, slot = divmod(t, self._shard_frames)
         offset, size = self._index(shard)[slot]
-        return None if offset == _MISSING else self._read(shard, int(offset), int(size))
+        if offset == _MISSING:
+            return None
+        blob = self._read(shard, int(offset), int(size))
+        if self._checked:
+            if len(blob) != size or _crc32c(blob[:-4]) != blob[-4:]:
+                raise CorruptFrame(f"{self._name}: frame {t} (shard {shard}) fails its CRC32C check: the stored bytes "
+                                   "are corrupted; re-extract this video")
+            blob = blob[:-4]
+        return blob
 
     def read(self, t: int) -> np.ndarray:
         """Frame `t` (0 ≤ t < T), decoded as zarr would: `(H, W, C)`."""

@@ -63,7 +63,7 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
         raise ValueError(f"{store_url} has no complete videos in split {config.split!r}")
     baselines = fit_baselines(store, config)
     device = resolve_device(config.device)
-    generator = load_generator(model, work_dir).to(device).eval()
+    generator = load_generator(model, work_dir, config.mlflow_tracking_uri).to(device).eval()
     label_of = {r.video_id: r.label for r in videos}
     samples = sample_index(store, list(label_of), {v: 0 for v in label_of}, config.frames_per_video)
     rows, examples = [], {}

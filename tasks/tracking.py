@@ -19,17 +19,30 @@ from mlflow.tracking import MlflowClient
 from im2flow_storage.paths import filesystem, local_path
 
 
-def default_tracking_uri(work_dir: str, configured: str | None = None) -> str:
-    """`configured`, else $MLFLOW_TRACKING_URI, else a SQLite file in a local work dir (or the cwd)."""
+class TrackingNotConfigured(ValueError):
+    """No MLflow tracking store can be chosen without writing run output somewhere the user did not ask for."""
+
+
+def default_tracking_uri(work_dir: str | None, configured: str | None = None) -> str:
+    """`configured`, else $MLFLOW_TRACKING_URI, else a SQLite file in the (local) work dir.
+
+    Never the current directory: a remote work dir (s3://…) or none at all needs an explicit
+    tracking URI, else TrackingNotConfigured says how to give one.
+    """
     if configured:
         return configured
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
+    if work_dir is None:
+        raise TrackingNotConfigured("no MLflow tracking store: give --work-dir (its mlflow.db is used) or set "
+                                    "MLFLOW_TRACKING_URI")
     path = local_path(work_dir)
-    if path is not None:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{Path(path).absolute() / 'mlflow.db'}"
-    return "sqlite:///mlflow.db"
+    if path is None:
+        raise TrackingNotConfigured(
+            f"work dir {work_dir} is not local, so it cannot hold the default SQLite tracking store: set "
+            "MLFLOW_TRACKING_URI (e.g. http://mlflow-server:5000) or the stage's mlflow_tracking_uri")
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(path).absolute() / 'mlflow.db'}"
 
 
 def check_tracking(uri: str) -> None:

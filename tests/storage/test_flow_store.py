@@ -177,3 +177,36 @@ def test_plain_zarr_reads_a_store_through_the_entry_points(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(16, 16, 3)"
+
+
+def test_corrupted_shard_bytes_fail_the_read_naming_video_and_frame(tmp_path):
+    from im2flow_storage.frame_reader import CorruptFrame, FrameReader
+    from im2flow_storage.torch_datasets import FlowPairDataset, sample_index
+    from tests.conftest import make_tiny_store
+
+    url = make_tiny_store(tmp_path, actions=("swim_left",), groups=1, size=24, n_frames=7)
+    store = open_flow_store(url)
+    video_id = store.video_ids[0]
+    arrays = zarr.open_group(url, mode="r")[f"videos/{video_key(video_id)}"]
+    assert any(type(c).__name__ == "Crc32cCodec" for c in arrays["rgb"].metadata.codecs[0].codecs)
+    reader = FrameReader(arrays["rgb"], video_id)
+    shard = tmp_path / "flows" / url.rsplit("/", 1)[1] / "videos" / video_key(video_id) / "rgb" / "c" / "1" / "0" / "0" / "0"
+    offset, size = reader._index(1)[1]  # frame 5 = shard 1, slot 1
+    data = bytearray(shard.read_bytes())
+    data[int(offset) + int(size) // 2] ^= 0x10  # one flipped bit inside frame 5's JPEG
+    shard.write_bytes(bytes(data))
+    fresh = FrameReader(arrays["rgb"], video_id)
+    np.testing.assert_array_equal(fresh.read(4), arrays["rgb"][4])  # the neighbours still read
+    with pytest.raises(CorruptFrame, match=rf"{video_id}.*frame 5"):
+        fresh.read(5)
+    with pytest.raises(ValueError, match="checksum"):  # plain zarr agrees
+        arrays["rgb"][5]
+    samples = [s for s in sample_index(store, [video_id], {video_id: 0}) if s.t == 5]
+    with pytest.raises(CorruptFrame, match=video_id):
+        FlowPairDataset(url, samples, 2.0)[0]
+    # A damaged shard index is caught too.
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0x01
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CorruptFrame, match="index of shard 1"):
+        FrameReader(arrays["rgb"], video_id).read(4)
