@@ -106,42 +106,43 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=4)
     args = parser.parse_args()
     images = load_sample_images().images
-    tmp = Path(tempfile.mkdtemp(prefix="im2flow-bench-"))
-    clips = [make_clip(images[k % 2], args.pairs_per_video + 1, k) for k in range(args.videos)]
-    videos, gray_files = [], []
-    for k, frames in enumerate(clips):
-        path = tmp / f"clip{k}.avi"
-        writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 25, (WIDTH, HEIGHT))
-        for f in frames:
-            writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-        writer.release()
-        videos.append(probe_entry({"video_id": f"clip{k}", "path": str(path), "label": "x", "split": "train"}, 2))
-        gray_path = tmp / f"gray{k}.npy"
-        np.save(gray_path, np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]))
-        gray_files.append(str(gray_path))
-    n_pairs = args.videos * args.pairs_per_video
-    config = ExtractConfig(short_side=None)
-    print(f"{args.videos} videos × {args.pairs_per_video} pairs at {WIDTH}×{HEIGHT}, TV-L1 (OpenCV defaults)\n")
+    with tempfile.TemporaryDirectory(prefix="im2flow-bench-") as temporary:  # removed afterwards, even on errors
+        tmp = Path(temporary)
+        clips = [make_clip(images[k % 2], args.pairs_per_video + 1, k) for k in range(args.videos)]
+        videos, gray_files = [], []
+        for k, frames in enumerate(clips):
+            path = tmp / f"clip{k}.avi"
+            writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 25, (WIDTH, HEIGHT))
+            for f in frames:
+                writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+            writer.release()
+            videos.append(probe_entry({"video_id": f"clip{k}", "path": str(path), "label": "x", "split": "train"}, 2))
+            gray_path = tmp / f"gray{k}.npy"
+            np.save(gray_path, np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]))
+            gray_files.append(str(gray_path))
+        n_pairs = args.videos * args.pairs_per_video
+        config = ExtractConfig(short_side=None)
+        print(f"{args.videos} videos × {args.pairs_per_video} pairs at {WIDTH}×{HEIGHT}, TV-L1 (OpenCV defaults)\n")
 
-    rates = {}
-    for workers in (1, 2):
-        bare = run_on_cluster(workers, bare_calc, gray_files)
-        store = create_flow_store(str(tmp / f"work{workers}"), config.store_config(), library_versions())
-        pipe = run_on_cluster(workers, lambda v, url=store.url: extract_one(url, v, config.store_config(), 32), videos)
-        rates[workers] = (n_pairs / bare, n_pairs / pipe)
-        print(f"{workers} worker(s): bare calc {n_pairs / bare:6.2f} pairs/s | pipeline {n_pairs / pipe:6.2f} pairs/s"
-              f" | pipeline/bare = {bare / pipe:.3f}  (target ≥ 0.9)")
-    print(f"scaling 2 vs 1 worker: bare {rates[2][0] / rates[1][0]:.2f}×, pipeline {rates[2][1] / rates[1][1]:.2f}×"
-          "  (target ≥ 1.8×)\n")
+        rates = {}
+        for workers in (1, 2):
+            bare = run_on_cluster(workers, bare_calc, gray_files)
+            store = create_flow_store(str(tmp / f"work{workers}"), config.store_config(), library_versions())
+            pipe = run_on_cluster(workers, lambda v, url=store.url: extract_one(url, v, config.store_config(), 32), videos)
+            rates[workers] = (n_pairs / bare, n_pairs / pipe)
+            print(f"{workers} worker(s): bare calc {n_pairs / bare:6.2f} pairs/s | pipeline {n_pairs / pipe:6.2f} pairs/s"
+                  f" | pipeline/bare = {bare / pipe:.3f}  (target ≥ 0.9)")
+        print(f"scaling 2 vs 1 worker: bare {rates[2][0] / rates[1][0]:.2f}×, pipeline {rates[2][1] / rates[1][1]:.2f}×"
+              "  (target ≥ 1.8×)\n")
 
-    # Compactness and precision on the same flows, computed once in float.
-    store_dir = tmp / "work1" / "flows"
-    store_bytes = sum(p.stat().st_size for p in store_dir.rglob("*") if p.is_file() and "/flow/c/" in str(p))
-    static = [make_static_camera_clip(images[k % 2], images[1 - k % 2], args.pairs_per_video + 1, k)
-              for k in range(args.videos)]
-    for scene, scene_clips, on_disk in (("camera moves (every pixel moves)", clips, store_bytes),
-                                        ("static camera, one moving object", static, None)):
-        report_compactness(scene, scene_clips, on_disk)
+        # Compactness and precision on the same flows, computed once in float.
+        store_dir = tmp / "work1" / "flows"
+        store_bytes = sum(p.stat().st_size for p in store_dir.rglob("*") if p.is_file() and "/flow/c/" in str(p))
+        static = [make_static_camera_clip(images[k % 2], images[1 - k % 2], args.pairs_per_video + 1, k)
+                  for k in range(args.videos)]
+        for scene, scene_clips, on_disk in (("camera moves (every pixel moves)", clips, store_bytes),
+                                            ("static camera, one moving object", static, None)):
+            report_compactness(scene, scene_clips, on_disk)
 
 
 def report_compactness(scene: str, clips: list[list[np.ndarray]], store_bytes: int | None) -> None:

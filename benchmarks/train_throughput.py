@@ -23,24 +23,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from im2flow_core.flow_classifier import ClassifierConfig, FlowClassifier
+from im2flow_core.synthetic_actions import ACTIONS
 from im2flow_core.losses import Im2FlowLoss, LossConfig
 from im2flow_core.paired_transforms import augment_pair
 from im2flow_core.training import GeneratorTrainable, autocast
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage import open_flow_store
 from im2flow_storage.torch_datasets import FlowPairDataset, sample_index
+from tasks.synthetic_store import write_synthetic_store
 
 
 def build_store(work: Path) -> str:
     """A demo-like store: 8 actions × 4 groups × 20 frames at 64 px, DIS flow."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.conftest import make_tiny_store
-
-    from im2flow_core.synthetic_actions import ACTIONS
-
-    return make_tiny_store(work, actions=ACTIONS, groups=4, size=64, n_frames=20)
+    return write_synthetic_store(work, actions=ACTIONS, groups=4, size=64, n_frames=20)
 
 
 def train_steps(trainable: GeneratorTrainable, batches, steps: int) -> float:
@@ -91,46 +86,47 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
     torch.manual_seed(0)
-    work = Path(tempfile.mkdtemp(prefix="im2flow-train-bench-"))
-    url = build_store(work)
-    store = open_flow_store(url)
-    ids = store.video_ids
-    labels = sorted({store.record(v).label for v in ids})
-    label_of = {v: labels.index(store.record(v).label) for v in ids}
-    samples = sample_index(store, ids, label_of)
-    dataset = FlowPairDataset(url, samples, 2.0, partial(augment_pair, load_size=72, crop_size=64))
-    print(f"{len(samples)} samples at 64 px; G depth 6 ngf 32; φ content loss on layer2; batch {args.batch_size}; "
-          f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores\n")
+    with tempfile.TemporaryDirectory(prefix="im2flow-train-bench-") as temporary:  # removed afterwards, even on errors
+        work = Path(temporary)
+        url = build_store(work)
+        store = open_flow_store(url)
+        ids = store.video_ids
+        labels = sorted({store.record(v).label for v in ids})
+        label_of = {v: labels.index(store.record(v).label) for v in ids}
+        samples = sample_index(store, ids, label_of)
+        dataset = FlowPairDataset(url, samples, 2.0, partial(augment_pair, load_size=72, crop_size=64))
+        print(f"{len(samples)} samples at 64 px; G depth 6 ngf 32; φ content loss on layer2; batch {args.batch_size}; "
+              f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores\n")
 
-    def trainable() -> GeneratorTrainable:
-        torch.manual_seed(0)
-        g = UNetGenerator(GeneratorConfig(depth=6, ngf=32, input_size=64))
-        phi = FlowClassifier(ClassifierConfig(num_classes=len(labels), base_width=16, blocks=(1, 1, 1, 1), stem="small"))
-        return GeneratorTrainable(g, Im2FlowLoss(LossConfig(), phi), torch.optim.Adam(g.parameters(), 2e-4),
-                                  torch.device("cpu"))
+        def trainable() -> GeneratorTrainable:
+            torch.manual_seed(0)
+            g = UNetGenerator(GeneratorConfig(depth=6, ngf=32, input_size=64))
+            phi = FlowClassifier(ClassifierConfig(num_classes=len(labels), base_width=16, blocks=(1, 1, 1, 1), stem="small"))
+            return GeneratorTrainable(g, Im2FlowLoss(LossConfig(), phi), torch.optim.Adam(g.parameters(), 2e-4),
+                                      torch.device("cpu"))
 
-    needed = (args.steps + 2) * args.batch_size
-    memory = [dataset[i % len(dataset)] for i in range(needed)]
-    in_memory = [{k: torch.stack([m[k] for m in memory[i : i + args.batch_size]])
-                  for k in memory[0]} for i in range(0, needed, args.batch_size)]
-    mem_rate = train_steps(trainable(), in_memory, args.steps)
-    print(f"in-memory tensors:              {mem_rate:7.1f} samples/s")
-    for workers in (0, 1):
-        loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=workers,
-                            persistent_workers=workers > 0)
-        rate = train_steps(trainable(), endless(loader), args.steps)
-        print(f"Zarr store, {workers} loader worker(s):  {rate:7.1f} samples/s   ratio {rate / mem_rate:.2f}"
-              "  (target ≥ 0.8)")
-    started = time.perf_counter()
-    for i in range(200):
-        dataset[i % len(dataset)]
-    print(f"\nreading + decoding + augmenting one sample: {(time.perf_counter() - started) / 200 * 1e3:.2f} ms")
-    print(f"\npaper G (256×256, depth 8, ngf 64), fwd+bwd, CPU, batch 4: {fwd_bwd(torch.device('cpu'), 4, 3):.2f} samples/s")
-    if torch.cuda.is_available():
-        name = torch.cuda.get_device_name()
-        print(f"paper G fwd+bwd, {name}, bf16 autocast, batch 32: {fwd_bwd(torch.device('cuda'), 32, 20):.1f} samples/s")
-    else:
-        print("no CUDA GPU here: GPU throughput not measured")
+        needed = (args.steps + 2) * args.batch_size
+        memory = [dataset[i % len(dataset)] for i in range(needed)]
+        in_memory = [{k: torch.stack([m[k] for m in memory[i : i + args.batch_size]])
+                      for k in memory[0]} for i in range(0, needed, args.batch_size)]
+        mem_rate = train_steps(trainable(), in_memory, args.steps)
+        print(f"in-memory tensors:              {mem_rate:7.1f} samples/s")
+        for workers in (0, 1):
+            loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=workers,
+                                persistent_workers=workers > 0)
+            rate = train_steps(trainable(), endless(loader), args.steps)
+            print(f"Zarr store, {workers} loader worker(s):  {rate:7.1f} samples/s   ratio {rate / mem_rate:.2f}"
+                  "  (target ≥ 0.8)")
+        started = time.perf_counter()
+        for i in range(200):
+            dataset[i % len(dataset)]
+        print(f"\nreading + decoding + augmenting one sample: {(time.perf_counter() - started) / 200 * 1e3:.2f} ms")
+        print(f"\npaper G (256×256, depth 8, ngf 64), fwd+bwd, CPU, batch 4: {fwd_bwd(torch.device('cpu'), 4, 3):.2f} samples/s")
+        if torch.cuda.is_available():
+            name = torch.cuda.get_device_name()
+            print(f"paper G fwd+bwd, {name}, bf16 autocast, batch 32: {fwd_bwd(torch.device('cuda'), 32, 20):.1f} samples/s")
+        else:
+            print("no CUDA GPU here: GPU throughput not measured")
 
 
 if __name__ == "__main__":

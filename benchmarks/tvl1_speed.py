@@ -119,21 +119,22 @@ def write_videos(folder: Path, videos: int, frames: int) -> list[dict]:
 
 def pipeline_rates(videos: int, frames: int) -> dict[str, float]:
     """Pairs/s of the extraction task over `videos` clips on the CLI's local cluster, per algorithm."""
-    folder = Path(tempfile.mkdtemp(prefix="im2flow-tvl1-speed-"))
-    rows = write_videos(folder, videos, frames)
-    rates = {}
-    with dask_scheduler() as address, Client(address) as client:
-        for algorithm, passes in (("tvl1", 1), ("tvl1-torch", 2)):
-            config = ExtractConfig(algorithm=algorithm, short_side=None, device="cpu")
-            for attempt in range(passes):  # the first tvl1-torch pass builds each worker's kernels
-                store = create_flow_store(str(folder / f"{algorithm}-{attempt}"), config.store_config(), {})
-                started = time.perf_counter()
-                outcomes = client.gather(client.map(extract_one, [store.url] * len(rows), rows,
-                                                    [config.store_config()] * len(rows), [32] * len(rows),
-                                                    [config.compute_options()] * len(rows), pure=False))
-                assert all(o["status"] == "complete" for o in outcomes), outcomes
-                rates[algorithm] = len(rows) * (frames - 1) / (time.perf_counter() - started)
-    return rates
+    with tempfile.TemporaryDirectory(prefix="im2flow-tvl1-speed-") as temporary:  # removed afterwards, even on errors
+        folder = Path(temporary)
+        rows = write_videos(folder, videos, frames)
+        rates = {}
+        with dask_scheduler() as address, Client(address) as client:
+            for algorithm, passes in (("tvl1", 1), ("tvl1-torch", 2)):
+                config = ExtractConfig(algorithm=algorithm, short_side=None, device="cpu")
+                for attempt in range(passes):  # the first tvl1-torch pass builds each worker's kernels
+                    store = create_flow_store(str(folder / f"{algorithm}-{attempt}"), config.store_config(), {})
+                    started = time.perf_counter()
+                    outcomes = client.gather(client.map(extract_one, [store.url] * len(rows), rows,
+                                                        [config.store_config()] * len(rows), [32] * len(rows),
+                                                        [config.compute_options()] * len(rows), pure=False))
+                    assert all(o["status"] == "complete" for o in outcomes), outcomes
+                    rates[algorithm] = len(rows) * (frames - 1) / (time.perf_counter() - started)
+        return rates
 
 
 def main() -> None:

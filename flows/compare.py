@@ -19,11 +19,27 @@ def find_run(client: MlflowClient, ref: str) -> Run:
     except MlflowException:
         pass
     experiments = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiments, filter_string=f"tags.mlflow.runName = '{ref}'",
-                              order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
+    runs = client.search_runs(experiments, filter_string=_name_filter(ref), order_by=["attributes.start_time DESC"],
+                              max_results=1000) if experiments else []
+    runs = [r for r in runs if r.info.run_name == ref]
     if not runs:
         raise ValueError(f"no MLflow run with id or name {ref!r} in {client.tracking_uri}")
     return runs[0]
+
+
+def _name_filter(name: str) -> str:
+    """An MLflow filter that matches runs named `name` (and, where quoting cannot express it, a few more).
+
+    MLflow's filter grammar has no escape inside string literals: a name with single quotes is
+    written in double quotes; one with both kinds is matched by its prefix, and the caller
+    compares the names exactly.
+    """
+    if "'" not in name:
+        return f"tags.mlflow.runName = '{name}'"
+    if '"' not in name:
+        return f'tags.mlflow.runName = "{name}"'
+    prefix = name.split("'")[0].split('"')[0]
+    return f"tags.mlflow.runName LIKE '{prefix}%'"
 
 
 def _number(value: float | None) -> str:

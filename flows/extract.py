@@ -90,16 +90,16 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
         futures = [extract_videos.with_options(retries=config.retries, retry_delay_seconds=1).submit(
             store.url, batch, store_config, config.shard_frames, _task_name(batch), config.compute_options())
             for batch in batches]
-    progress = RunProgress(len(todo), f"extracting {config.algorithm.value} flow", "extract-progress", show_progress)
     outcomes, batch_of = [], dict(zip(futures, batches))
-    for future in as_completed(futures):
-        try:
-            batch_outcomes = future.result()
-        except Exception as exc:  # noqa: BLE001 - a task that still crashed after its retries is recorded
-            batch_outcomes = _crashed(store, batch_of[future], exc)
-        outcomes.extend(batch_outcomes)
-        progress.advance(len(batch_outcomes))
-    progress.close()
+    with RunProgress(len(todo), f"extracting {config.algorithm.value} flow", "extract-progress",
+                     show_progress) as progress:
+        for future in as_completed(futures):
+            try:
+                batch_outcomes = future.result()
+            except Exception as exc:  # noqa: BLE001 - a task that still crashed after its retries is recorded
+                batch_outcomes = _crashed(store, batch_of[future], exc)
+            outcomes.extend(batch_outcomes)
+            progress.advance(len(batch_outcomes))
     elapsed = time.perf_counter() - started
     failed = [o for o in outcomes if o["status"] != "complete"]
     n_flows = sum(o["n_flows"] for o in outcomes)

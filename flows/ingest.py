@@ -53,12 +53,11 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
     logger.info("%d videos found, %d unchanged since the last manifest, %d to probe", len(entries), len(rows), len(todo))
     batches = [todo[i : i + config.batch_size] for i in range(0, len(todo), config.batch_size)]
     futures = [probe_videos.submit(b, config.min_frames, f"{b[0]['video_id']}+{len(b) - 1}") for b in batches]
-    progress = RunProgress(len(todo), "probing videos", "ingest-progress", show_progress)
-    for future in as_completed(futures):
-        batch = future.result()
-        rows.extend(batch)
-        progress.advance(len(batch))
-    progress.close()
+    with RunProgress(len(todo), "probing videos", "ingest-progress", show_progress) as progress:
+        for future in as_completed(futures):
+            batch = future.result()
+            rows.extend(batch)
+            progress.advance(len(batch))
     url = write_manifest(rows, work_dir)
     statuses = Counter(r["status"] for r in rows)
     splits = Counter(r["split"] for r in rows if r["status"] == "ok")

@@ -9,7 +9,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RunProgress:
-    """Counts finished items; updates the terminal at once and the artifact at most every `interval_s`."""
+    """Counts finished items; updates the terminal at once and the artifact at most every `interval_s`.
+
+    Use it as a context manager: the terminal bar's refresh thread stops on exit, also when the
+    work inside raises.
+    """
 
     def __init__(self, total: int, description: str, artifact_key: str, show: bool, interval_s: float = 2.0) -> None:
         self.total, self.done = total, 0
@@ -32,8 +36,16 @@ class RunProgress:
             self._last = now
             update_progress_artifact(self._artifact, 100.0 * self.done / max(self.total, 1))
 
-    def close(self) -> None:
-        """Finish: the artifact shows 100 % and the terminal bar stops."""
-        update_progress_artifact(self._artifact, 100.0)
+    def close(self, completed: bool = True) -> None:
+        """Finish: the terminal bar stops; the artifact shows 100 % if `completed`."""
         if self._bar is not None:
             self._bar.stop()
+            self._bar = None
+        if completed:
+            update_progress_artifact(self._artifact, 100.0)
+
+    def __enter__(self) -> RunProgress:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001 - the context-manager protocol
+        self.close(completed=exc_type is None)

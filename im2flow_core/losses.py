@@ -1,7 +1,8 @@
 """Im2Flow's loss: L = w_pixel · L_pixel + λ · L_content (Gao, Xiong & Grauman 2018, Eq. 2).
 
 All tensors are model-space flow images `(N, 3, H, W)`: (sin θ, cos θ, M / scale).
-- L_pixel: mean squared error per pixel (the paper's L2). With `magnitude_weighting` (the released
+- L_pixel: mean squared error per element, i.e. over N·3·H·W (the paper's L2; exactly the released
+  code's `nn.MSECriterion`, which averages over every element). With `magnitude_weighting` (the released
   code's choice, our default) the sin/cos terms are weighted per pixel by the true normalised
   magnitude, clipped to [0, 1]: a direction is only supervised where something moves, since
   TV-L1's angle of a still pixel is noise.
@@ -56,22 +57,25 @@ class LossTerms:
 
 def pixel_loss(pred: torch.Tensor, target: torch.Tensor, magnitude_weighting: bool = True,
                magnitude_norm: Literal["l2", "l1"] = "l2") -> torch.Tensor:
-    """Per-pixel squared error, averaged; sin/cos weighted by the true magnitude if asked.
+    """Squared error per element of `(N, 3, H, W)` flow images, averaged over all N·3·H·W elements.
 
-    With `magnitude_norm="l1"` the M channel's error is absolute instead of squared.
+    The released code's `MSECriterion` (size-averaged): a per-element mean, not a per-pixel sum of
+    the three channels, so its weight 50 means the same here. sin/cos are weighted by the true
+    magnitude if asked; with `magnitude_norm="l1"` the M channel's error is absolute instead of squared.
     """
     direction = (pred[:, :2] - target[:, :2]).pow(2).sum(1)  # (N, H, W)
     if magnitude_weighting:
         direction = direction * target[:, 2].clamp(0, 1)
     error = pred[:, 2] - target[:, 2]
     magnitude = error.abs() if magnitude_norm == "l1" else error.pow(2)
-    return (direction + magnitude).mean()
+    return (direction + magnitude).mean() / 3  # three channels per pixel: the mean over elements
 
 
 def content_loss(phi: nn.Module, pred: torch.Tensor, target: torch.Tensor, layers: tuple[str, ...],
                  norm: Literal["l1", "l2"] = "l1") -> torch.Tensor:
     """Mean over layers j of the D·H·W-normalised distance between φ_j(target) and φ_j(pred)."""
-    assert isinstance(phi, FlowClassifier)
+    if not isinstance(phi, FlowClassifier):
+        raise TypeError(f"the content loss needs a FlowClassifier φ, got {type(phi).__name__}")
     with torch.no_grad():
         true_features = phi.features(target, layers)
     pred_features = phi.features(pred, layers)

@@ -102,7 +102,8 @@ def _read_lines(path: Path) -> list[str]:
 
 def _scan_ucf101(root: Path, split_index: int) -> list[DatasetEntry]:
     lists = _find_ucf_lists(root)
-    assert lists is not None
+    if lists is None:
+        raise DatasetError(f"{root} has no ucfTrainTestlist/ folder with UCF-101 split files")
     test_file, train_file = lists / f"testlist0{split_index}.txt", lists / f"trainlist0{split_index}.txt"
     for f in (test_file, train_file):
         if not f.is_file():

@@ -13,6 +13,11 @@ A work directory is a local path or any fsspec URL (e.g. s3://bucket/run). Insid
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import fsspec
 from fsspec.core import url_to_fs
 
@@ -48,6 +53,20 @@ def local_path(url: str) -> str | None:
     fs, path = filesystem(url)
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
     return path if "file" in protocols or "local" in protocols else None
+
+
+@contextmanager
+def local_copy(url: str) -> Iterator[str]:
+    """A local path holding the file at `url`: the path itself if local, else a temporary copy (removed on exit)."""
+    path = local_path(url)
+    if path is not None:
+        yield path
+        return
+    fs, remote = filesystem(url)
+    with tempfile.TemporaryDirectory(prefix="im2flow-fetch-") as tmp:
+        target = str(Path(tmp) / Path(remote).name)
+        fs.get_file(remote, target)
+        yield target
 
 
 def exists(url: str) -> bool:

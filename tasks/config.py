@@ -28,6 +28,37 @@ class ConfigError(Exception):
     """A configuration value is invalid; the message names the field."""
 
 
+SECTION_NAMES = ("pipeline", "ingest", "extract", "train", "evaluate", "recognize")
+"""Top-level sections of a config file (`potential` reads `evaluate`); see tasks.pipeline_config."""
+
+
+def _section_of(loaded: dict[str, Any], section: str, fields: set[str], yaml_path: str | Path) -> dict[str, Any]:
+    """The mapping of `section` in a config file: its section, or the whole file if it is flat.
+
+    A file with sections may hold every section (a pipeline file serves every stage command), but
+    nothing else at the top; a flat file may hold only this stage's fields. Anything else is an
+    error naming the keys, never silently ignored.
+    """
+    keys = set(loaded)
+    sections = keys & set(SECTION_NAMES)
+    valid = ", ".join(SECTION_NAMES)
+    if sections:
+        strays = sorted(keys - sections)
+        if strays:
+            raise ConfigError(f"config file {yaml_path}: unknown top-level key(s) {strays}; a file with sections "
+                              f"holds only sections ({valid}); this command reads {section!r}")
+        chosen = loaded.get(section) or {}
+        if not isinstance(chosen, dict):
+            raise ConfigError(f"config file {yaml_path}: section {section!r} must be a mapping of fields")
+        return chosen
+    unknown = sorted(keys - fields)
+    if unknown:
+        raise ConfigError(f"config file {yaml_path}: unknown top-level key(s) {unknown}: neither fields of the "
+                          f"{section!r} stage nor sections ({valid}); put this stage's fields under "
+                          f"'{section}:' or at the top of the file")
+    return loaded
+
+
 class _StageConfig(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="forbid", env_nested_delimiter="__",
                                       populate_by_name=True)
@@ -181,10 +212,10 @@ def load_config(cls: type[Config], yaml_path: str | Path | None = None, section:
             loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config file {yaml_path}: {exc}") from exc
-        if section is not None and isinstance(loaded, dict):
-            loaded = loaded.get(section, {}) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {yaml_path} must hold a mapping of fields")
+        if section is not None:
+            loaded = _section_of(loaded, section, set(cls.model_fields), yaml_path)
         _deep_update(data, loaded)
     try:
         from_env = cls()

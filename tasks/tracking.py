@@ -16,7 +16,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from im2flow_storage.paths import filesystem, local_path
+from im2flow_storage.paths import local_copy, local_path
 
 
 class TrackingNotConfigured(ValueError):
@@ -114,14 +114,5 @@ def log_artifact_url(url: str, artifact_path: str | None = None) -> None:
 
     MLflow uploads only local files: a remote one is copied to a temporary folder first.
     """
-    local = url.removeprefix("file://")
-    if "://" not in local:
+    with local_copy(url) as local:
         mlflow.log_artifact(local, artifact_path)
-        return
-    import tempfile
-
-    fs, path = filesystem(url)
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / Path(path).name
-        fs.get_file(path, str(target))
-        mlflow.log_artifact(str(target), artifact_path)

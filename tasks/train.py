@@ -23,7 +23,7 @@ from im2flow_core.training import ClassifierTrainable, FitState, GeneratorTraina
 from im2flow_core.unet import UNetGenerator
 from im2flow_storage import open_flow_store
 from im2flow_storage.checkpoints import load_checkpoint, save_checkpoint
-from im2flow_storage.paths import join
+from im2flow_storage.paths import join, local_copy
 from im2flow_storage.torch_datasets import FlowPairDataset
 from tasks.config import TrainConfig
 from tasks.tracking import flatten, tracked_run
@@ -141,7 +141,8 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
         if phi_path is None:
             raise ValueError("λ > 0 needs φ")
         phi = FlowClassifier(phi_config(config, len(data.labels)))
-        load_state_dict_file(phi, _local(phi_path))
+        with local_copy(phi_path) as local:
+            load_state_dict_file(phi, local)
         phi.to(device)
     loss = Im2FlowLoss(config.loss, phi)
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
@@ -190,16 +191,3 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
                             "best_val_loss_content": best.get("val_loss_content", float("nan"))})
         return {"path": export_path, "run_id": run.info.run_id, "epochs": state.epoch, "best_epoch": state.best_epoch,
                 "best_val_loss": state.best, "stopped_early": state.stopped_early}
-
-
-def _local(url: str) -> str:
-    """A path torch can open: local paths as they are; remote URLs are fetched to a temp file."""
-    if "://" not in url or url.startswith("file://"):
-        return url.removeprefix("file://")
-    import tempfile
-
-    from im2flow_storage.paths import filesystem
-    fs, path = filesystem(url)
-    target = Path(tempfile.mkdtemp()) / Path(path).name
-    fs.get(path, str(target))
-    return str(target)

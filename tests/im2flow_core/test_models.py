@@ -64,10 +64,13 @@ def test_pixel_loss_hand_computed():
     pred = torch.zeros(1, 3, 1, 2)
     pred[0, :, 0, 0] = torch.tensor([1.0, 0.0, 0.5])  # wrong direction, right magnitude
     pred[0, :, 0, 1] = torch.tensor([1.0, 0.0, 0.1])  # a direction where nothing moves, small magnitude
-    # Unweighted: pixel 0: 1 + 1 + 0 = 2; pixel 1: 1 + 0 + 0.01 = 1.01; mean = 1.505.
-    assert pixel_loss(pred, target, magnitude_weighting=False).item() == pytest.approx(1.505)
-    # Weighted by true magnitude: pixel 0: 0.5 · 2 = 1; pixel 1: 0 · 1 + 0.01; mean = 0.505.
-    assert pixel_loss(pred, target, magnitude_weighting=True).item() == pytest.approx(0.505)
+    # Unweighted: pixel 0: 1 + 1 + 0 = 2; pixel 1: 1 + 0 + 0.01 = 1.01; 6 elements: mean = 3.01 / 6.
+    assert pixel_loss(pred, target, magnitude_weighting=False).item() == pytest.approx(3.01 / 6)
+    # The released code's MSECriterion is the per-element mean: torch's mse_loss.
+    assert pixel_loss(pred, target, magnitude_weighting=False).item() == pytest.approx(
+        torch.nn.functional.mse_loss(pred, target).item())
+    # Weighted by true magnitude: pixel 0: 0.5 · 2 = 1; pixel 1: 0 · 1 + 0.01; mean over 6 elements.
+    assert pixel_loss(pred, target, magnitude_weighting=True).item() == pytest.approx(1.01 / 6)
     assert pixel_loss(target, target).item() == 0.0
 
 
@@ -155,5 +158,5 @@ def test_l1_magnitude_penalty_is_the_absolute_error_of_m():
     target = torch.zeros(1, 3, 2, 2)
     pred = torch.zeros(1, 3, 2, 2)
     pred[:, 2] = torch.tensor([[0.5, -0.5], [0.0, 2.0]])
-    assert pixel_loss(pred, target, magnitude_norm="l1").item() == pytest.approx((0.5 + 0.5 + 0 + 2.0) / 4)
-    assert pixel_loss(pred, target, magnitude_norm="l2").item() == pytest.approx((0.25 + 0.25 + 0 + 4.0) / 4)
+    assert pixel_loss(pred, target, magnitude_norm="l1").item() == pytest.approx((0.5 + 0.5 + 0 + 2.0) / 12)
+    assert pixel_loss(pred, target, magnitude_norm="l2").item() == pytest.approx((0.25 + 0.25 + 0 + 4.0) / 12)

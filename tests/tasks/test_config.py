@@ -49,3 +49,27 @@ def test_recognize_config_from_yaml_env_and_flags(tmp_path, monkeypatch):
         load_config(RecognizeConfig, None, None, fusion_weight=1.5)
     with pytest.raises(ConfigError, match="phi_weights"):
         load_config(RecognizeConfig, None, None, motion_init="phi")
+
+
+def test_flat_or_misspelt_config_files_are_never_silently_ignored(tmp_path):
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("epochs: 4\ngenerator:\n  depth: 5\n")
+    train = load_config(TrainConfig, flat, "train")  # a flat file of this stage's fields works
+    assert (train.epochs, train.generator.depth) == (4, 5)
+    with pytest.raises(ConfigError, match=r"unknown top-level key\(s\) \['epochs'.*'extract'"):
+        load_config(ExtractConfig, flat, "extract")  # a flat train file given to extract: refused, section named
+    misspelt = tmp_path / "misspelt.yaml"
+    misspelt.write_text("trian:\n  epochs: 4\n")
+    with pytest.raises(ConfigError, match=r"\['trian'\].*ingest, extract, train"):
+        load_config(TrainConfig, misspelt, "train")
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text("train:\n  epochs: 4\nepochs: 5\nextrct:\n  step: 2\n")
+    with pytest.raises(ConfigError, match=r"\['epochs', 'extrct'\].*holds only sections"):
+        load_config(TrainConfig, mixed, "train")
+    other = tmp_path / "other.yaml"
+    other.write_text("extract:\n  step: 2\n")  # a pipeline file without this stage's section: defaults
+    assert load_config(TrainConfig, other, "train").epochs == TrainConfig().epochs
+    not_mapping = tmp_path / "list.yaml"
+    not_mapping.write_text("train: [1, 2]\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(TrainConfig, not_mapping, "train")
