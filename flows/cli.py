@@ -53,6 +53,28 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _preflight(tracking_uri: str | None = None, dask_address: str | None = None, prefect: bool = True) -> None:
+    """Prefect API (when one is configured), MLflow and the Dask scheduler reachable, before anything starts.
+
+    Every command calls it with the services it will use, so an unreachable one fails in seconds,
+    naming its URI, instead of after minutes of client retries (or after hours of work).
+    Raises ServiceUnreachable (a RuntimeError), which the commands turn into an error message.
+    """
+    from flows.preflight import check_dask, check_mlflow, check_prefect_api
+    if prefect:
+        check_prefect_api()
+    if tracking_uri:
+        check_mlflow(tracking_uri)
+    check_dask(dask_address)
+
+
+def _model_tracking_uri(model: str | None, work_dir: str | None, configured: str | None = None) -> str | None:
+    """The tracking store a model reference needs (None for a weights file), for the preflight."""
+    from tasks.models import is_model_file
+    from tasks.tracking import default_tracking_uri
+    return None if model and is_model_file(model) else default_tracking_uri(work_dir, configured)
+
+
 @app.command()
 def ingest(dataset_root: Annotated[str, typer.Argument(help="dataset folder, or a CSV/Parquet video list")],
            work_dir: WorkDir, layout: Annotated[Optional[DatasetLayout], typer.Option()] = None,
@@ -66,10 +88,11 @@ def ingest(dataset_root: Annotated[str, typer.Argument(help="dataset folder, or 
     try:
         cfg = load_config(IngestConfig, config, "ingest", layout=layout, split_index=split_index,
                           test_fraction=test_fraction, seed=seed, workers=workers, dask_address=dask_address)
+        _preflight(dask_address=cfg.dask_address)
         with dask_scheduler(cfg.workers, cfg.dask_address) as address:
             summary = ingest_flow.with_options(task_runner=task_runner(address))(
                 dataset_root, work_dir, cfg, show_progress=True)
-    except (ConfigError, DatasetError, ManifestError) as exc:
+    except (ConfigError, DatasetError, ManifestError, RuntimeError) as exc:
         _fail(str(exc))
     _print_summary("ingest", summary)
 
@@ -97,6 +120,7 @@ def extract(work_dir: WorkDir,
                                          dask_address=dask_address, device=device, batch_size=batch_size,
                                          compile=compile)
         cfg = load_config(ExtractConfig, config, "extract", **overrides)
+        _preflight(dask_address=cfg.dask_address)
         if param:
             cfg = load_config(ExtractConfig, config, "extract", **overrides,
                               **{cfg.params_field: {**cfg.algorithm_params().model_dump(by_alias=True),
@@ -127,6 +151,8 @@ def train(work_dir: WorkDir, config: ConfigFile = None,
         if phi_weights is not None:
             overrides["phi"] = {**base.phi.model_dump(), "weights": phi_weights}
         cfg = load_config(TrainConfig, config, "train", **overrides)
+        from tasks.tracking import default_tracking_uri
+        _preflight(default_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
         summary = train_flow(work_dir, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -146,6 +172,7 @@ def predict(images: Annotated[list[str], typer.Argument(help="image files (any s
     if flow_format not in ("npy", "flo"):
         _fail(f"--format must be npy or flo, got {flow_format!r}")
     try:
+        _preflight(_model_tracking_uri(model, work_dir), prefect=False)  # predict runs no flow
         generator = load_generator(model, work_dir)
         rows = predict_images(images, generator, out, flow_format, device)  # type: ignore[arg-type]
     except (ValueError, RuntimeError) as exc:
@@ -171,6 +198,8 @@ def evaluate(work_dir: WorkDir, model: Annotated[Optional[str], typer.Option(hel
     try:
         cfg = load_config(EvalConfig, config, "evaluate", model=model, split=split,
                           frames_per_video=frames_per_video, fg_mask_dir=fg_mask_dir)
+        from tasks.tracking import default_tracking_uri
+        _preflight(default_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
         result = evaluate_flow(work_dir, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -197,6 +226,8 @@ def recognize(work_dir: WorkDir,
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else None
         cfg = load_config(RecognizeConfig, config, "recognize", model=model, images_csv=images_csv, split=split,
                           seeds=seed_list, fusion_weight=fusion_weight, oracle=oracle, device=device)
+        from tasks.tracking import default_tracking_uri
+        _preflight(default_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
         result = recognize_flow(work_dir, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -205,14 +236,17 @@ def recognize(work_dir: WorkDir,
 
 
 @app.command()
-def potential(images: Annotated[Optional[list[str]], typer.Argument(help="image files; none = a split's frames")] = None,
-              work_dir: WorkDir = ".", split: Annotated[Optional[str], typer.Option()] = None,
+def potential(work_dir: WorkDir,
+              images: Annotated[Optional[list[str]], typer.Argument(help="image files; none = a split's frames")] = None,
+              split: Annotated[Optional[str], typer.Option()] = None,
               model: Annotated[Optional[str], typer.Option(help="exported .pt or MLflow URI")] = None,
               config: ConfigFile = None) -> None:
     """Rank still images (or a split's frames) by motion potential; gallery and CSV."""
     from flows.evaluate import potential_flow
     try:
         cfg = load_config(EvalConfig, config, "evaluate", model=model, split=split)
+        from tasks.tracking import default_tracking_uri
+        _preflight(default_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
         result = potential_flow(work_dir, images or None, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -239,18 +273,6 @@ def _pipeline_overrides(sets: list[str] | None, **flags: Any) -> dict[str, dict[
         if value is not None:
             set_field(overrides, dotted, value)
     return overrides
-
-
-def _preflight(tracking_uri: str | None = None, dask_address: str | None = None) -> None:
-    """Prefect API (when one is configured), MLflow and the Dask scheduler reachable, before anything starts."""
-    from flows.preflight import ServiceUnreachable, check_dask, check_mlflow, check_prefect_api
-    try:
-        check_prefect_api()
-        if tracking_uri:
-            check_mlflow(tracking_uri)
-        check_dask(dask_address)
-    except ServiceUnreachable as exc:
-        _fail(str(exc))
 
 
 @app.command()
@@ -334,15 +356,15 @@ def serve(dataset: Annotated[str, typer.Option("--dataset", help="dataset folder
     if prefect_api_url() is None:
         _fail("no Prefect server configured: start one with `prefect server start` and set "
               "PREFECT_API_URL=http://127.0.0.1:4200/api (a schedule needs a server that outlives this command)")
-    _preflight()
     try:
+        _preflight()
         from im2flow_storage.datasets import scan_dataset
         overrides = _pipeline_overrides(set_)
         configs = load_pipeline_configs(str(config) if config else None, overrides, preset)
         ing = configs.ingest
         scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)
         schedule = construct_schedule(cron=cron, timezone=timezone)
-    except (ConfigError, DatasetError, ValueError) as exc:
+    except (ConfigError, DatasetError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     parameters = {"dataset_root": str(Path(dataset).absolute()) if "://" not in dataset else dataset,
                   "work_dir": str(Path(work_dir).absolute()) if "://" not in work_dir else work_dir,
@@ -355,7 +377,7 @@ def serve(dataset: Annotated[str, typer.Option("--dataset", help="dataset folder
 @app.command()
 def compare(run_a: Annotated[str, typer.Argument(help="MLflow run id or run name")],
             run_b: Annotated[str, typer.Argument(help="MLflow run id or run name")],
-            work_dir: Annotated[str, typer.Option("--work-dir", "-w", help="for its SQLite store")] = ".",
+            work_dir: Annotated[Optional[str], typer.Option("--work-dir", "-w", help="for its SQLite store")] = None,
             tracking_uri: Annotated[Optional[str], typer.Option(help="default: MLFLOW_TRACKING_URI, else "
                                                                 "WORK_DIR/mlflow.db")] = None,
             all_params: Annotated[bool, typer.Option("--all-params", help="show equal params too")] = False) -> None:
@@ -363,8 +385,10 @@ def compare(run_a: Annotated[str, typer.Argument(help="MLflow run id or run name
     from flows.compare import compare_runs
     from tasks.tracking import default_tracking_uri
     try:
-        result = compare_runs(default_tracking_uri(work_dir, tracking_uri), run_a, run_b, all_params)
-    except ValueError as exc:
+        uri = default_tracking_uri(work_dir, tracking_uri)
+        _preflight(uri, prefect=False)  # compare runs no flow
+        result = compare_runs(uri, run_a, run_b, all_params)
+    except (ValueError, RuntimeError) as exc:
         _fail(str(exc))
     (id_a, name_a), (id_b, name_b) = result["runs"]
     head_a, head_b = f"a: {name_a} ({id_a[:8]})", f"b: {name_b} ({id_b[:8]})"

@@ -17,6 +17,7 @@ from prefect.futures import as_completed
 
 from im2flow_core.optical_flow import FlowAlgorithm
 from tasks.config import ExtractConfig
+from flows.preflight import check_gpu_workers
 from flows.previews import flow_previews_markdown
 from flows.progress import RunProgress
 from im2flow_storage.flow_store import create_flow_store
@@ -38,12 +39,13 @@ def library_versions() -> dict[str, str]:
 
 
 def _gpu_annotation(config: ExtractConfig) -> contextlib.AbstractContextManager:
-    """On an external Dask cluster, tvl1-torch on CUDA asks for one `GPU` worker resource per task.
+    """On an external Dask cluster, tvl1-torch with `device: cuda` asks for one `GPU` worker resource per task.
 
     Start GPU workers with `dask worker ... --resources GPU=1` (one per GPU), so each GPU runs one
-    video at a time. A local cluster declares no resources, so nothing is annotated there.
+    video at a time. `auto` asks for nothing: it resolves on whichever worker runs the task (CUDA if
+    that worker has a GPU). A local cluster declares no resources, so nothing is annotated there.
     """
-    if config.algorithm is FlowAlgorithm.tvl1_torch and config.device != "cpu" and config.dask_address:
+    if config.algorithm is FlowAlgorithm.tvl1_torch and config.device == "cuda" and config.dask_address:
         return dask.annotate(resources={"GPU": 1})
     return contextlib.nullcontext()
 
@@ -76,9 +78,13 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
     """
     logger = get_run_logger()
     started = time.perf_counter()
-    if config.algorithm is FlowAlgorithm.tvl1_torch and config.device == "cuda" and not config.dask_address:
-        from im2flow_core.devices import resolve_device
-        resolve_device("cuda")  # no GPU here: say so before any work starts
+    if config.algorithm is FlowAlgorithm.tvl1_torch and config.device == "cuda":
+        # No GPU to run on: say so before any work starts, instead of tasks waiting forever for one.
+        if config.dask_address:
+            check_gpu_workers(config.dask_address)
+        else:
+            from im2flow_core.devices import resolve_device
+            resolve_device("cuda")
     rows = [r for r in read_manifest(work_dir) if r["status"] == "ok"]
     store_config = config.store_config()
     store = create_flow_store(work_dir, store_config, library_versions())

@@ -26,14 +26,19 @@ def _generator(blob: dict) -> UNetGenerator:
     return model.eval()
 
 
+def is_model_file(model: str) -> bool:
+    """Whether `model` names an exported weights file (a local path or a URL such as s3://…/generator_final.pt)."""
+    return Path(model).is_file() or ("://" in model and not model.startswith(("models:/", "runs:/")))
+
+
 def load_generator(model: str | None, work_dir: str | None, tracking_uri: str | None = None) -> UNetGenerator:
     """G from a local exported `.pt` file, or from an MLflow model URI (default: the registry alias).
 
     MLflow URIs resolve against `tracking_uri`, else $MLFLOW_TRACKING_URI, else `work_dir`'s SQLite store. Registered models
     load as weights only (`tasks.model_registry`); any other model format is refused, never unpickled.
     """
-    if model and (Path(model).is_file() or ("://" in model and not model.startswith(("models:/", "runs:/")))):
-        return load_generator_export(model)  # a local file or a URL of one (s3://…/generator_final.pt)
+    if model and is_model_file(model):
+        return load_generator_export(model)
     uri = model or DEFAULT_MODEL_URI
     tracking_uri = default_tracking_uri(work_dir, tracking_uri)  # raises, naming what to set, when there is none
     return _generator(load_registered_generator_blob(uri, tracking_uri))

@@ -109,6 +109,18 @@ def test_cli_extract_on_a_dask_address_publishes_artifacts(tmp_path, prefect_har
     store = open_flow_store(work)
     assert store.config["algorithm"] == "dis" and store.config["params"]["preset"] == "fast"
     assert store.record("Pan/clip0").n_flows == 3 and (store.record("Pan/clip0").width, store.record("Pan/clip0").height) == (48, 32)
+    # tvl1-torch with device auto on a CPU-only external cluster: runs on the CPU workers, asks no GPU slot.
+    tiny = ["--param", "nscales=2", "--param", "warps=2", "--param", "outer_iterations=2", "--no-compile"]
+    result = cli.invoke(app, ["extract", "--work-dir", work, "--dask-address", dask_address, "--algorithm",
+                              "tvl1-torch", "--size", "48x32", *tiny])
+    assert result.exit_code == 0, result.output
+    assert open_flow_store(work, [s for s in _fingerprints(work) if s != store.fingerprint][0]).record(
+        "Pan/clip0").complete
+    # Asking for CUDA there fails at once, saying how to start GPU workers.
+    result = cli.invoke(app, ["extract", "--work-dir", work, "--dask-address", dask_address, "--algorithm",
+                              "tvl1-torch", "--device", "cuda", *tiny])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and "no worker with a GPU resource" in output and "--resources GPU=1" in output
     keys = ["extract-summary", "extract-progress", "extract-flow-previews", "ingest-failures"]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
@@ -120,7 +132,13 @@ def test_cli_extract_on_a_dask_address_publishes_artifacts(tmp_path, prefect_har
     assert "flows_per_s" in str(latest["extract-summary"].data)
 
 
-def test_torch_tvl1_on_a_cluster_with_gpu_resources_via_the_cli(tmp_path, prefect_harness):
+def _fingerprints(work: str) -> list[str]:
+    from im2flow_storage.flow_store import list_flow_stores
+
+    return [s.fingerprint for s in list_flow_stores(work)]
+
+
+def test_torch_tvl1_on_a_cluster_with_gpu_resources_via_the_cli(tmp_path, prefect_harness, monkeypatch):
     """tvl1-torch tasks ask for one GPU resource each; workers started with `--resources GPU=1` run them."""
     import dask
     from distributed import LocalCluster
@@ -128,16 +146,20 @@ def test_torch_tvl1_on_a_cluster_with_gpu_resources_via_the_cli(tmp_path, prefec
     from flows.extract import _gpu_annotation
 
     on_cluster = ExtractConfig(algorithm="tvl1-torch", dask_address="tcp://scheduler:8786")
-    with _gpu_annotation(on_cluster):
+    with _gpu_annotation(on_cluster.model_copy(update={"device": "cuda"})):
         assert dask.get_annotations() == {"resources": {"GPU": 1}}
-    with _gpu_annotation(on_cluster.model_copy(update={"device": "cpu"})):
-        assert dask.get_annotations() == {}  # CPU work needs no GPU slot
+    for device in ("cpu", "auto"):  # CPU work needs no GPU slot; auto resolves on the worker
+        with _gpu_annotation(on_cluster.model_copy(update={"device": device})):
+            assert dask.get_annotations() == {}
     root, work = tmp_path / "data", str(tmp_path / "work")
     (root / "Pan").mkdir(parents=True)
     write_video(root / "Pan" / "clip0.avi", panning_frames(3, 32, 40, dx=1), "MJPG")
     # One worker process declaring one GPU (here a CPU stands in for it: device auto finds no CUDA).
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
                       resources={"GPU": 1}) as cluster:
+        from flows.preflight import check_gpu_workers
+
+        check_gpu_workers(cluster.scheduler_address)  # a worker declares a GPU: `--device cuda` may go ahead
         cli = CliRunner()
         assert cli.invoke(app, ["ingest", str(root), "--work-dir", work]).exit_code == 0
         result = cli.invoke(app, ["extract", "--work-dir", work, "--dask-address", cluster.scheduler_address,
@@ -148,6 +170,6 @@ def test_torch_tvl1_on_a_cluster_with_gpu_resources_via_the_cli(tmp_path, prefec
     store = open_flow_store(work)
     assert store.config["algorithm"] == "tvl1-torch" and store.config["params"]["nscales"] == 2
     assert store.record("Pan/clip0").n_flows == 2
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)  # a machine without a GPU, whatever this one has
     result = CliRunner().invoke(app, ["extract", "--work-dir", work, "--algorithm", "tvl1-torch", "--device", "cuda"])
-    if not __import__("torch").cuda.is_available():
-        assert result.exit_code == 2 and "no CUDA GPU" in result.output
+    assert result.exit_code == 2 and "no CUDA GPU" in result.output

@@ -166,7 +166,8 @@ def test_parameters_are_validated():
         TorchTVL1Estimator(device="cpu").calc(np.zeros((8, 8), np.uint8), np.zeros((8, 9), np.uint8))
     with pytest.raises(ValueError, match="3×3"):
         tvl1_flow(torch.zeros(1, 2, 8), torch.zeros(1, 2, 8))
-    if not torch.cuda.is_available():
+    with pytest.MonkeyPatch.context() as patch:  # a machine without a GPU, whatever this one has
+        patch.setattr(torch.cuda, "is_available", lambda: False)
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             TorchTVL1Estimator(device="cuda")
     estimator = create_estimator("tvl1-torch", TVL1Params(warps=2), device="cpu", batch_size=4)
