@@ -58,6 +58,18 @@ def write_h264(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
                                        "-movflags", "+faststart"], fps)
 
 
+SERVICE_FIXTURES = {"prefect_harness", "dask_address"}
+"""Fixtures that start a Prefect API or a Dask cluster: tests using them must carry the `services` marker."""
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's hook signature
+    """Refuse to run a test that starts services without the `services` marker the README promises."""
+    unmarked = [item.nodeid for item in items if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("services") is None]
+    if unmarked:
+        raise pytest.UsageError(f"tests that start a Prefect API or Dask cluster must be marked services: {unmarked}")
+
+
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory):
     """One temporary Prefect API for the whole session (starting one costs seconds)."""

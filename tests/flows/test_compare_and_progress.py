@@ -25,6 +25,7 @@ def test_find_run_by_names_with_quotes(mlflow_uri, name):
         find_run(client, name + "'missing")
 
 
+@pytest.mark.services
 def test_progress_bar_stops_when_the_work_raises(prefect_harness):
     from prefect import flow
 

@@ -3,9 +3,12 @@
 import os
 
 import dask
+import pytest
 from distributed import Client
 
 from flows.compute import dask_scheduler
+
+pytestmark = pytest.mark.services  # starts local Dask clusters
 
 
 def _trim_threshold() -> str | None:

@@ -1,0 +1,47 @@
+"""The README's demo command (`im2flow demo`, flows/demo.py) end to end, on a tiny dataset and the tiny preset."""
+
+import functools
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from tests.flows.test_pipeline_flow import TINY
+
+pytestmark = pytest.mark.services
+
+
+def _sets(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _sets(value, f"{prefix}{key}.")
+        else:
+            yield from ("--set", f"{prefix}{key}={list(value) if isinstance(value, tuple) else value}")
+
+
+def test_demo_command_runs_the_pipeline_and_predicts_held_out_frames(tmp_path, prefect_harness, monkeypatch):
+    import flows.demo
+    from im2flow_storage.demo_dataset import write_demo_dataset
+
+    monkeypatch.setattr(flows.demo, "write_demo_dataset",  # the same generator, fewer and smaller clips
+                        functools.partial(write_demo_dataset, groups_per_class=3, test_groups=1, size=48, n_frames=5))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--work-dir", str(work), *_sets(TINY)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    for stage in ("ingest", "extract", "train", "evaluate", "recognize", "potential"):
+        assert f"│ {stage} │ ran │" in output, stage
+    for method in ("Im2Flow", "Nearest neighbour", "Zero flow", "Mean flow"):  # the paper's flow table
+        assert f"| {method} | " in output
+    for stream in ("appearance", "motion", "fused", "oracle"):  # the recognition table
+        assert f"| {stream} | " in output
+    predictions = sorted(p.name for p in (work / "predictions").glob("*_flow.png"))
+    assert len(predictions) == 8  # one held-out frame per class
+    assert (work / "mlflow.db").is_file() and (work / "dataset" / ".im2flow-demo").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # nothing written to the current directory
+    again = CliRunner().invoke(app, ["demo", "--work-dir", str(work), *_sets(TINY)])
+    assert again.exit_code == 0, again.output
+    again_output = " ".join(again.output.split())
+    assert all(f"│ {stage} │ cached" in again_output for stage in ("ingest", "extract", "train", "evaluate"))
