@@ -1,8 +1,10 @@
 """Take the README's Prefect UI and MLflow UI screenshots from a real pipeline run (headless Chromium).
 
-Starts `prefect server start` and `mlflow server` on loopback, runs the pipeline twice on a small
-demo dataset (λ = 1 and λ = 0, as a user comparing settings would), then renders the UI pages
-with Chromium and writes them to docs/images/. Needs Debian's chromium (`apt-get install chromium`).
+Starts `prefect server start` and `mlflow server` on loopback, runs the pipeline twice on the demo's
+own dataset with the demo preset, as `im2flow demo` does (λ = 1, the demo, then λ = 0, as a user
+comparing settings would; about 15 minutes on 2 cores), then renders the UI pages with Chromium
+and writes them to docs/images/. Needs Debian's chromium (`apt-get install chromium`) and the test
+extras (for the server helpers).
 
     python docs/make_screenshots.py [--keep /tmp/im2flow-screens]
 """
@@ -24,9 +26,8 @@ sys.path.insert(0, str(ROOT))
 from im2flow_storage.demo_dataset import write_demo_dataset  # noqa: E402
 from tests.external import BIN, start_mlflow, start_prefect  # noqa: E402
 
-SETTINGS = ["--preset", "demo", "--set", "train.epochs=3", "--set", "train.phi.epochs=2",
-            "--set", "recognize.seeds=[0]", "--set", "recognize.appearance.epochs=2",
-            "--set", "recognize.motion.epochs=2"]
+SETTINGS = ["--preset", "demo", "--set", "train.seed=0"]
+"""Exactly the demo's settings (`im2flow demo` = the pipeline with the demo preset and seed 0)."""
 
 
 def shot(url: str, out: Path, width: int = 1500, height: int = 950, wait_ms: int = 20000) -> None:
@@ -44,13 +45,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", default=None, help="folder for servers, dataset and work dir (default: a temp dir)")
     args = parser.parse_args()
-    tmp = Path(args.keep or tempfile.mkdtemp(prefix="im2flow-screens-"))
-    tmp.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="im2flow-screens-") as temporary:
+        tmp = Path(args.keep or temporary)
+        tmp.mkdir(parents=True, exist_ok=True)
+        render(tmp)
+
+
+def render(tmp: Path) -> None:
+    """Servers, two demo-quality pipeline runs and the screenshots, with everything under `tmp`."""
     images = ROOT / "docs" / "images"
     images.mkdir(parents=True, exist_ok=True)
     dataset = tmp / "data"
     if not dataset.exists():
-        write_demo_dataset(dataset, groups_per_class=6, test_groups=2)
+        write_demo_dataset(dataset, seed=0)  # the demo's dataset
     prefect, api, prefect_env = start_prefect(tmp)
     mlflow_server, mlflow_uri = start_mlflow(tmp)
     try:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -27,3 +29,18 @@ def test_flo_bytes_follow_the_middlebury_layout(tmp_path):
     assert len(data) == 12 + 2 * 3 * 2 * 4
     values = struct.unpack("<12f", data[12:])
     assert values == (1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6)  # row by row, u and v interleaved
+
+
+def test_local_copy_of_a_remote_file_is_removed_afterwards(tmp_path):
+    import fsspec
+
+    from im2flow_storage.paths import local_copy
+
+    with fsspec.open("memory://bucket/phi.pt", "wb") as handle:
+        handle.write(b"weights")
+    with local_copy("memory://bucket/phi.pt") as path:
+        assert open(path, "rb").read() == b"weights"
+        folder = Path(path).parent
+    assert not folder.exists()
+    with local_copy(str(tmp_path / "x.pt")) as path:  # a local file is used where it is
+        assert path == str(tmp_path / "x.pt")
