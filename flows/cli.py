@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 # No internet on many clusters: telemetry would only log errors.
@@ -22,9 +21,10 @@ from im2flow_storage.datasets import DatasetError, DatasetLayout  # noqa: E402
 from im2flow_storage.flow_store import FlowStoreError  # noqa: E402
 from im2flow_storage.manifest import ManifestError  # noqa: E402
 
+from flows.console_output import console, print_pipeline, print_summary  # noqa: E402
+
 app = typer.Typer(help="im2flow: motion hallucination from static images (Im2Flow, CVPR 2018).",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
-console = Console()
 WorkDir = Annotated[str, typer.Option("--work-dir", "-w", help="work directory: a local path or an fsspec URL")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML file with this stage's fields")]
 Workers = Annotated[Optional[int], typer.Option(help="local Dask worker processes (default: one per core)")]
@@ -34,13 +34,6 @@ DaskAddress = Annotated[Optional[str], typer.Option(help="use an existing Dask s
 def _fail(message: str) -> None:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(2)
-
-
-def _print_summary(title: str, summary: dict[str, Any]) -> None:
-    table = Table(title=title, show_header=False)
-    for key, value in summary.items():
-        table.add_row(key, str(value))
-    console.print(table)
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -54,25 +47,21 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def _preflight(tracking_uri: str | None = None, dask_address: str | None = None, prefect: bool = True) -> None:
-    """Prefect API (when one is configured), MLflow and the Dask scheduler reachable, before anything starts.
-
-    Every command calls it with the services it will use, so an unreachable one fails in seconds,
-    naming its URI, instead of after minutes of client retries (or after hours of work).
-    Raises ServiceUnreachable (a RuntimeError), which the commands turn into an error message.
-    """
-    from flows.preflight import check_dask, check_mlflow, check_prefect_api
-    if prefect:
-        check_prefect_api()
-    if tracking_uri:
-        check_mlflow(tracking_uri)
-    check_dask(dask_address)
+    """The services this command will use answer (flows.preflight.check_services); else ServiceUnreachable."""
+    from flows.preflight import check_services
+    check_services(tracking_uri, dask_address, prefect)
 
 
-def _model_tracking_uri(model: str | None, work_dir: str | None, configured: str | None = None) -> str | None:
+def _tracking_uri(work_dir: str | None, configured: str | None = None) -> str:
+    """The MLflow tracking URI a command will use (tasks.tracking.default_tracking_uri)."""
+    from tasks.tracking import default_tracking_uri
+    return default_tracking_uri(work_dir, configured)
+
+
+def _model_tracking_uri(model: str | None, work_dir: str | None) -> str | None:
     """The tracking store a model reference needs (None for a weights file), for the preflight."""
     from tasks.models import is_model_file
-    from tasks.tracking import default_tracking_uri
-    return None if model and is_model_file(model) else default_tracking_uri(work_dir, configured)
+    return None if model and is_model_file(model) else _tracking_uri(work_dir)
 
 
 @app.command()
@@ -94,7 +83,7 @@ def ingest(dataset_root: Annotated[str, typer.Argument(help="dataset folder, or 
                 dataset_root, work_dir, cfg, show_progress=True)
     except (ConfigError, DatasetError, ManifestError, RuntimeError) as exc:
         _fail(str(exc))
-    _print_summary("ingest", summary)
+    print_summary("ingest", summary)
 
 
 @app.command()
@@ -129,7 +118,7 @@ def extract(work_dir: WorkDir,
             summary = extract_flow.with_options(task_runner=task_runner(address))(work_dir, cfg, show_progress=True)
     except (ConfigError, ManifestError, FlowStoreError, RuntimeError) as exc:
         _fail(str(exc))
-    _print_summary("extract", summary)
+    print_summary("extract", summary)
 
 
 @app.command()
@@ -151,12 +140,11 @@ def train(work_dir: WorkDir, config: ConfigFile = None,
         if phi_weights is not None:
             overrides["phi"] = {**base.phi.model_dump(), "weights": phi_weights}
         cfg = load_config(TrainConfig, config, "train", **overrides)
-        from tasks.tracking import default_tracking_uri
-        _preflight(default_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
+        _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
         summary = train_flow(work_dir, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    _print_summary("train", summary)
+    print_summary("train", summary)
 
 
 @app.command()
@@ -198,8 +186,7 @@ def evaluate(work_dir: WorkDir, model: Annotated[Optional[str], typer.Option(hel
     try:
         cfg = load_config(EvalConfig, config, "evaluate", model=model, split=split,
                           frames_per_video=frames_per_video, fg_mask_dir=fg_mask_dir)
-        from tasks.tracking import default_tracking_uri
-        _preflight(default_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
+        _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
         result = evaluate_flow(work_dir, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -226,8 +213,7 @@ def recognize(work_dir: WorkDir,
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else None
         cfg = load_config(RecognizeConfig, config, "recognize", model=model, images_csv=images_csv, split=split,
                           seeds=seed_list, fusion_weight=fusion_weight, oracle=oracle, device=device)
-        from tasks.tracking import default_tracking_uri
-        _preflight(default_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
+        _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
         result = recognize_flow(work_dir, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -245,8 +231,7 @@ def potential(work_dir: WorkDir,
     from flows.evaluate import potential_flow
     try:
         cfg = load_config(EvalConfig, config, "evaluate", model=model, split=split)
-        from tasks.tracking import default_tracking_uri
-        _preflight(default_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
+        _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
         result = potential_flow(work_dir, images or None, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -306,34 +291,14 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
         # Configuration, dataset and services are checked here, before any work, naming what is wrong.
         configs = load_pipeline_configs(str(config) if config else None, overrides, preset)
         from im2flow_storage.datasets import scan_dataset
-        from tasks.tracking import default_tracking_uri
         ing = configs.ingest
         scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)  # a bad root fails here
-        _preflight(default_tracking_uri(work_dir, configs.pipeline.mlflow_tracking_uri), configs.pipeline.dask_address)
+        _preflight(_tracking_uri(work_dir, configs.pipeline.mlflow_tracking_uri), configs.pipeline.dask_address)
         result = pipeline_flow(dataset, work_dir, str(config) if config else None, overrides, preset,
                                show_progress=True)
     except (ConfigError, DatasetError, ManifestError, FlowStoreError, ServiceUnreachable, ValueError) as exc:
         _fail(str(exc))
-    _print_pipeline(result)
-
-
-def _print_pipeline(result: dict[str, Any]) -> None:
-    table = Table("stage", "status", "seconds", title="pipeline")
-    for row in result["stages"]:
-        table.add_row(row["stage"], row["status"], str(row["seconds"]))
-    console.print(table)
-    results = result["results"]
-    if "evaluate" in results:
-        console.print("\n[bold]flow prediction[/bold] (the paper's table; lower EPE, higher DS/OS are better)")
-        console.print(results["evaluate"]["markdown"], soft_wrap=True)
-    if "recognize" in results:
-        console.print("\n[bold]static-image action recognition[/bold] (mean ± std over seeds)")
-        console.print(results["recognize"]["markdown"], soft_wrap=True)
-    if "potential" in results:
-        for method, rho in results["potential"]["spearman"].items():
-            console.print(f"motion potential vs true mean motion, Spearman ρ, {method}: {rho:.3f}")
-    console.print(f"MLflow parent run {result['run_id']} (experiment {result['experiment']}) in "
-                  f"{result['tracking_uri']}; compare two runs with: im2flow compare RUN_A RUN_B")
+    print_pipeline(result)
 
 
 @app.command()
@@ -383,9 +348,8 @@ def compare(run_a: Annotated[str, typer.Argument(help="MLflow run id or run name
             all_params: Annotated[bool, typer.Option("--all-params", help="show equal params too")] = False) -> None:
     """Compare two runs (e.g. two pipeline runs) side by side: tags, differing params, metrics."""
     from flows.compare import compare_runs
-    from tasks.tracking import default_tracking_uri
     try:
-        uri = default_tracking_uri(work_dir, tracking_uri)
+        uri = _tracking_uri(work_dir, tracking_uri)
         _preflight(uri, prefect=False)  # compare runs no flow
         result = compare_runs(uri, run_a, run_b, all_params)
     except (ValueError, RuntimeError) as exc:
@@ -416,9 +380,9 @@ def demo(work_dir: Annotated[str, typer.Option("--work-dir", "-w")] = "im2flow-d
         result = demo_flow(work_dir, seed=seed, overrides=overrides, show_progress=True)
     except (ConfigError, ServiceUnreachable) as exc:
         _fail(str(exc))
-    _print_summary("demo: ingest", result["ingest"])
-    _print_summary("demo: extract", result["extract"])
-    _print_summary("demo: train", result["train"])
+    print_summary("demo: ingest", result["ingest"])
+    print_summary("demo: extract", result["extract"])
+    print_summary("demo: train", result["train"])
     table = Table("held-out frame", "motion potential (px)", title="demo: predicted flow of still frames")
     for row in result["predictions"]:
         table.add_row(row["image"], str(row.get("motion_potential_px", row["error"])))
@@ -427,7 +391,7 @@ def demo(work_dir: Annotated[str, typer.Option("--work-dir", "-w")] = "im2flow-d
     console.print(f"report, per-class table and best/worst examples in {result['evaluate']['out_dir']}")
     console.print(f"confusion matrices and per-seed results in {result['recognize']['out_dir']}")
     console.print(f"motion-potential ranking and gallery in {result['potential']['out_dir']}")
-    _print_pipeline(result["pipeline"])
+    print_pipeline(result["pipeline"])
     console.print(f"Read the store back with: im2flow inspect --work-dir {work_dir}; "
                   f"browse runs with: mlflow ui --backend-store-uri {result['pipeline']['tracking_uri']}")
 

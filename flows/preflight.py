@@ -20,6 +20,19 @@ def prefect_api_url() -> str | None:
     return PREFECT_API_URL.value() or None
 
 
+def check_services(tracking_uri: str | None = None, dask_address: str | None = None, prefect: bool = True) -> None:
+    """Every service a command will use answers, before anything starts: the Prefect API (when one is
+    configured and `prefect`), the MLflow tracking store at `tracking_uri`, the Dask scheduler at
+    `dask_address`. An unreachable one fails in seconds, naming its URI, instead of after minutes of
+    client retries (or after hours of work). Raises ServiceUnreachable.
+    """
+    if prefect:
+        check_prefect_api()
+    if tracking_uri:
+        check_mlflow(tracking_uri)
+    check_dask(dask_address)
+
+
 def check_prefect_api(url: str | None = None, timeout_s: float = 5.0) -> None:
     """Fail unless the Prefect API at `url` (default: the configured one) answers its health check."""
     url = url or prefect_api_url()

@@ -8,7 +8,6 @@ process: MLflow logging stays in one process.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import mlflow

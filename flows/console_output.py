@@ -1,0 +1,38 @@
+"""What the CLI prints: stage summaries and the pipeline's tables, with rich."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def print_summary(title: str, summary: dict[str, Any]) -> None:
+    """A two-column table of a stage summary."""
+    table = Table(title=title, show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def print_pipeline(result: dict[str, Any]) -> None:
+    """The pipeline's stage table, the flow and recognition tables and the potential's ρ."""
+    table = Table("stage", "status", "seconds", title="pipeline")
+    for row in result["stages"]:
+        table.add_row(row["stage"], row["status"], str(row["seconds"]))
+    console.print(table)
+    results = result["results"]
+    if "evaluate" in results:
+        console.print("\n[bold]flow prediction[/bold] (the paper's table; lower EPE, higher DS/OS are better)")
+        console.print(results["evaluate"]["markdown"], soft_wrap=True)
+    if "recognize" in results:
+        console.print("\n[bold]static-image action recognition[/bold] (mean ± std over seeds)")
+        console.print(results["recognize"]["markdown"], soft_wrap=True)
+    if "potential" in results:
+        for method, rho in results["potential"]["spearman"].items():
+            console.print(f"motion potential vs true mean motion, Spearman ρ, {method}: {rho:.3f}")
+    console.print(f"MLflow parent run {result['run_id']} (experiment {result['experiment']}) in "
+                  f"{result['tracking_uri']}; compare two runs with: im2flow compare RUN_A RUN_B")
