@@ -128,9 +128,11 @@ def main() -> None:
         for workers in (1, 2):
             bare = run_on_cluster(workers, bare_calc, gray_files)
             store = create_flow_store(str(tmp / f"work{workers}"), config.store_config(), library_versions())
-            pipe = run_on_cluster(workers, lambda v, url=store.url: extract_one(url, v, config.store_config(), 32), videos)
+            pipe = run_on_cluster(workers, lambda v, url=store.url: extract_one(url, v, config.store_config(), 32),
+                                  videos)
             rates[workers] = (n_pairs / bare, n_pairs / pipe)
-            print(f"{workers} worker(s): bare calc {n_pairs / bare:6.2f} pairs/s | pipeline {n_pairs / pipe:6.2f} pairs/s"
+            print(f"{workers} worker(s): bare calc {n_pairs / bare:6.2f} pairs/s | "
+                  f"pipeline {n_pairs / pipe:6.2f} pairs/s"
                   f" | pipeline/bare = {bare / pipe:.3f}  (target ≥ 0.9)")
         print(f"scaling 2 vs 1 worker: bare {rates[2][0] / rates[1][0]:.2f}×, pipeline {rates[2][1] / rates[1][1]:.2f}×"
               "  (target ≥ 1.8×)\n")
@@ -181,7 +183,8 @@ def report_compactness(scene: str, clips: list[list[np.ndarray]], store_bytes: i
               f"{err.max():8.3f}   enc {encode_ms:4.0f} ms, dec {decode_ms:3.0f} ms")
         if is_default and store_bytes is not None:
             disk = store_bytes / len(flows) / n_px
-            print(f"{'  the same, bytes on disk in the store (with shard index)':58s} {disk:6.3f} {disk / jp_bytes:6.2f}")
+            label = "  the same, bytes on disk in the store (with shard index)"
+            print(f"{label:58s} {disk:6.3f} {disk / jp_bytes:6.2f}")
     sizes, errs = [], []
     for f in flows:  # the released code's 3-channel uint8 image (255 = 30 px) with PNG
         img = encode_flow(f)

@@ -65,7 +65,7 @@ def checksum_share(url: str, samples, n: int = 400) -> float:
         if sample.video_id not in readers:
             arrays = group[f"videos/{video_key(sample.video_id)}"]
             readers[sample.video_id] = (FrameReader(arrays["rgb"]), FrameReader(arrays["flow"]))
-    blobs = [blob for s in samples[:n] for blob in (readers[s.video_id][0]._blob(s.t), readers[s.video_id][1]._blob(s.t))]
+    blobs = [reader._blob(s.t) for s in samples[:n] for reader in readers[s.video_id]]
     started = time.perf_counter()
     for sample in samples[:n]:  # what training reads: verified, decoded frames
         rgb, flow = readers[sample.video_id]
@@ -128,7 +128,8 @@ def main() -> None:
         def trainable() -> GeneratorTrainable:
             torch.manual_seed(0)
             g = UNetGenerator(GeneratorConfig(depth=6, ngf=32, input_size=64))
-            phi = FlowClassifier(ClassifierConfig(num_classes=len(labels), base_width=16, blocks=(1, 1, 1, 1), stem="small"))
+            phi = FlowClassifier(ClassifierConfig(num_classes=len(labels), base_width=16, blocks=(1, 1, 1, 1),
+                                                  stem="small"))
             return GeneratorTrainable(g, Im2FlowLoss(LossConfig(), phi), torch.optim.Adam(g.parameters(), 2e-4),
                                       torch.device("cpu"))
 
@@ -150,10 +151,12 @@ def main() -> None:
         print(f"\nreading + decoding + augmenting one sample: {(time.perf_counter() - started) / 200 * 1e3:.2f} ms")
         print(f"CRC32C verification of the frames read: {checksum_share(url, samples):.1%} of the read time "
               "(reads + checksums + decoding, side by side)")
-        print(f"\npaper G (256×256, depth 8, ngf 64), fwd+bwd, CPU, batch 4: {fwd_bwd(torch.device('cpu'), 4, 3):.2f} samples/s")
+        cpu_rate = fwd_bwd(torch.device("cpu"), 4, 3)
+        print(f"\npaper G (256×256, depth 8, ngf 64), fwd+bwd, CPU, batch 4: {cpu_rate:.2f} samples/s")
         if torch.cuda.is_available():
             name = torch.cuda.get_device_name()
-            print(f"paper G fwd+bwd, {name}, bf16 autocast, batch 32: {fwd_bwd(torch.device('cuda'), 32, 20):.1f} samples/s")
+            gpu_rate = fwd_bwd(torch.device("cuda"), 32, 20)
+            print(f"paper G fwd+bwd, {name}, bf16 autocast, batch 32: {gpu_rate:.1f} samples/s")
         else:
             print("no CUDA GPU here: GPU throughput not measured")
 
