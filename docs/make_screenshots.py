@@ -6,7 +6,7 @@ comparing settings would; about 15 minutes on 2 cores), then renders the UI page
 and writes them to docs/images/. Needs Debian's chromium (`apt-get install chromium`) and the test
 extras (for the server helpers).
 
-    python docs/make_screenshots.py [--keep /tmp/im2flow-screens]
+    python docs/make_screenshots.py [--keep /tmp/im2flow-screens] [--shots-only]
 """
 
 from __future__ import annotations
@@ -44,14 +44,18 @@ def shot(url: str, out: Path, width: int = 1500, height: int = 950, wait_ms: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", default=None, help="folder for servers, dataset and work dir (default: a temp dir)")
+    parser.add_argument("--shots-only", action="store_true", help="with --keep: restart the kept servers and only "
+                        "take the screenshots again (no pipeline runs)")
     args = parser.parse_args()
+    if args.shots_only and not args.keep:
+        parser.error("--shots-only needs --keep FOLDER of an earlier run")
     with tempfile.TemporaryDirectory(prefix="im2flow-screens-") as temporary:
         tmp = Path(args.keep or temporary)
         tmp.mkdir(parents=True, exist_ok=True)
-        render(tmp)
+        render(tmp, run=not args.shots_only)
 
 
-def render(tmp: Path) -> None:
+def render(tmp: Path, run: bool = True) -> None:
     """Servers, two demo-quality pipeline runs and the screenshots, with everything under `tmp`."""
     images = ROOT / "docs" / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -62,7 +66,7 @@ def render(tmp: Path) -> None:
     mlflow_server, mlflow_uri = start_mlflow(tmp)
     try:
         env = {**os.environ, **prefect_env, "MLFLOW_TRACKING_URI": mlflow_uri}
-        for name, weight in (("lambda-1", "1.0"), ("lambda-0", "0.0")):
+        for name, weight in (("lambda-1", "1.0"), ("lambda-0", "0.0")) if run else ():
             subprocess.run([str(BIN / "im2flow"), "pipeline", "--dataset", str(dataset), "--work-dir", str(tmp / "w"),
                             *SETTINGS, "--lambda", weight, "--run-name", name], env=env, check=True)
         ui = api.removesuffix("/api")
@@ -73,9 +77,9 @@ def render(tmp: Path) -> None:
         extract_run = next(r for r in runs if r["name"].startswith("extract-"))
         shot(f"{ui}/runs/flow-run/{extract_run['id']}?tab=Artifacts", images / "prefect-extract-artifacts.png")
         artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["evaluation-report"]}},
-                                                               "limit": 1}).json()
-        if artifacts:
-            shot(f"{ui}/artifacts/artifact/{artifacts[0]['id']}", images / "prefect-evaluation-report.png")
+                                                               "sort": "CREATED_DESC", "limit": 10}).json()
+        if artifacts:  # the oldest: the first run's, λ = 1, exactly the demo
+            shot(f"{ui}/artifacts/artifact/{artifacts[-1]['id']}", images / "prefect-evaluation-report.png")
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(mlflow_uri)
