@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from im2flow_storage.checkpoints import load_checkpoint
-from im2flow_storage.paths import filesystem
+from im2flow_storage.paths import local_copy
 
 DESCRIPTOR = "im2flow_model.json"
 WEIGHTS = "generator.pt"
@@ -50,14 +51,13 @@ def register_generator(export_url: str, tracking_uri: str, run_id: str, register
 
     Returns the new registry version (a string, e.g. "3").
     """
-    blob = load_checkpoint(export_url)
-    if blob is None or blob.get("kind") != KIND:
-        raise ValueError(f"{export_url} is not an exported im2flow generator")
     client = MlflowClient(tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="im2flow-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="im2flow-model-") as tmp, local_copy(export_url) as export:
+        blob = load_checkpoint(export)
+        if blob is None or blob.get("kind") != KIND:
+            raise ValueError(f"{export_url} is not an exported im2flow generator")
         folder = Path(tmp)
-        fs, path = filesystem(export_url)
-        fs.get_file(path, str(folder / WEIGHTS))
+        shutil.copyfile(export, folder / WEIGHTS)
         descriptor = {"kind": KIND, "format": FORMAT, "weights": WEIGHTS, "sha256": _sha256(folder / WEIGHTS),
                       "size_bytes": (folder / WEIGHTS).stat().st_size, "generator_config": blob["generator_config"],
                       "labels": list(blob.get("labels", []))}
