@@ -134,7 +134,8 @@ def main() -> None:
             print(f"{workers} worker(s): bare calc {n_pairs / bare:6.2f} pairs/s | "
                   f"pipeline {n_pairs / pipe:6.2f} pairs/s"
                   f" | pipeline/bare = {bare / pipe:.3f}  (target ≥ 0.9)")
-        print(f"scaling 2 vs 1 worker: bare {rates[2][0] / rates[1][0]:.2f}×, pipeline {rates[2][1] / rates[1][1]:.2f}×"
+        print(f"scaling 2 vs 1 worker: bare {rates[2][0] / rates[1][0]:.2f}×, "
+              f"pipeline {rates[2][1] / rates[1][1]:.2f}×"
               "  (target ≥ 1.8×)\n")
 
         # Compactness and precision on the same flows, computed once in float.

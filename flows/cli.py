@@ -223,7 +223,8 @@ def recognize(work_dir: WorkDir,
 
 @app.command()
 def potential(work_dir: WorkDir,
-              images: Annotated[Optional[list[str]], typer.Argument(help="image files; none = a split's frames")] = None,
+              images: Annotated[Optional[list[str]], typer.Argument(
+                  help="image files; none = a split's frames")] = None,
               split: Annotated[Optional[str], typer.Option()] = None,
               model: Annotated[Optional[str], typer.Option(help="exported .pt or MLflow URI")] = None,
               config: ConfigFile = None) -> None:

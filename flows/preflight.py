@@ -69,14 +69,7 @@ def check_dask(address: str | None, timeout_s: float = 10.0) -> None:
     """Fail unless the Dask scheduler at `address` accepts a connection and has at least one worker."""
     if not address:
         return
-    from distributed import Client
-
-    try:
-        with Client(address, timeout=timeout_s) as client:
-            workers = len(client.scheduler_info(n_workers=-1)["workers"])
-    except (OSError, TimeoutError) as exc:
-        raise ServiceUnreachable(f"Dask scheduler {address} is unreachable ({type(exc).__name__}: {exc})") from exc
-    if workers == 0:
+    if not _scheduler_workers(address, timeout_s):
         raise ServiceUnreachable(f"Dask scheduler {address} has no workers: start some with "
                                  f"`dask worker {address} --nthreads 1`")
 
@@ -86,16 +79,21 @@ def check_gpu_workers(address: str, timeout_s: float = 10.0) -> None:
 
     Tasks that ask for one (tvl1-torch with `device: cuda`) would otherwise wait forever.
     """
-    from distributed import Client
-
-    try:
-        with Client(address, timeout=timeout_s) as client:
-            workers = client.scheduler_info(n_workers=-1)["workers"]
-    except (OSError, TimeoutError) as exc:
-        raise ServiceUnreachable(f"Dask scheduler {address} is unreachable ({type(exc).__name__}: {exc})") from exc
+    workers = _scheduler_workers(address, timeout_s)
     if not any(w.get("resources", {}).get("GPU", 0) > 0 for w in workers.values()):
         raise ServiceUnreachable(
             f"Dask scheduler {address} has no worker with a GPU resource ({len(workers)} worker(s)), and "
             "tvl1-torch with --device cuda asks for one per task. Start one worker per GPU with "
             f"`dask worker {address} --nthreads 1 --resources GPU=1`, or use --device auto (CUDA where a worker "
             "has it) or --device cpu")
+
+
+def _scheduler_workers(address: str, timeout_s: float) -> dict[str, dict]:
+    """The scheduler's worker records (address → info, with "resources"); ServiceUnreachable if it does not answer."""
+    from distributed import Client
+
+    try:
+        with Client(address, timeout=timeout_s) as client:
+            return client.scheduler_info(n_workers=-1)["workers"]
+    except (OSError, TimeoutError) as exc:
+        raise ServiceUnreachable(f"Dask scheduler {address} is unreachable ({type(exc).__name__}: {exc})") from exc

@@ -35,8 +35,9 @@ class CorruptFrame(ValueError):
     """Stored bytes do not match their CRC32C: the message names the array, the frame and the shard file."""
 
 
-def _crc32c(data: bytes) -> bytes:
-    return np.uint32(google_crc32c.value(data)).tobytes()  # little-endian, as zarr's crc32c codec stores it
+def _intact(data: bytes, size: int) -> bool:
+    """Whether `data` has the expected `size` and ends in the CRC32C of the rest (little-endian, as zarr stores it)."""
+    return len(data) == size and np.uint32(google_crc32c.value(data[:-4])).tobytes() == data[-4:]
 
 
 class FrameReader:
@@ -84,7 +85,7 @@ class FrameReader:
         if shard not in self._indexes:
             size = 16 * self._shard_frames + 4  # (offset, nbytes) uint64 pairs, then a CRC32C
             raw = self._read(shard, -size, size)
-            if len(raw) != size or _crc32c(raw[:-4]) != raw[-4:]:
+            if not _intact(raw, size):
                 raise CorruptFrame(f"{self._name}: the index of shard {shard} (frames {shard * self._shard_frames}–"
                                    f"{(shard + 1) * self._shard_frames - 1}) fails its CRC32C check")
             self._indexes[shard] = np.frombuffer(raw[:-4], "<u8").reshape(self._shard_frames, 2)
@@ -99,7 +100,7 @@ class FrameReader:
             return None
         blob = self._read(shard, int(offset), int(size))
         if self._checked:
-            if len(blob) != size or _crc32c(blob[:-4]) != blob[-4:]:
+            if not _intact(blob, int(size)):
                 raise CorruptFrame(f"{self._name}: frame {t} (shard {shard}) fails its CRC32C check: the stored bytes "
                                    "are corrupted; re-extract this video")
             blob = blob[:-4]

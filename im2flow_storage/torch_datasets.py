@@ -80,8 +80,9 @@ class FlowPairDataset(Dataset):
             group = self._group["videos"][video_key(video_id)]
             rgb, flow = group["rgb"], group["flow"]
             try:
-                self._readers[video_id] = (FrameReader(rgb, f"video {video_id!r} rgb").read,  # type: ignore[arg-type]
-                                           FrameReader(flow, f"video {video_id!r} flow").read_flow)  # type: ignore[arg-type]
+                rgb_reader = FrameReader(rgb, f"video {video_id!r} rgb")  # type: ignore[arg-type]
+                flow_reader = FrameReader(flow, f"video {video_id!r} flow")  # type: ignore[arg-type]
+                self._readers[video_id] = (rgb_reader.read, flow_reader.read_flow)
             except UnsupportedLayout:  # not the layout the store writes: zarr's general path
                 self._readers[video_id] = (lambda t: np.asarray(rgb[t]),  # type: ignore[index]
                                            lambda t: decode_flow(np.asarray(flow[t])))  # type: ignore[index]

@@ -34,8 +34,9 @@ def is_model_file(model: str) -> bool:
 def load_generator(model: str | None, work_dir: str | None, tracking_uri: str | None = None) -> UNetGenerator:
     """G from a local exported `.pt` file, or from an MLflow model URI (default: the registry alias).
 
-    MLflow URIs resolve against `tracking_uri`, else $MLFLOW_TRACKING_URI, else `work_dir`'s SQLite store. Registered models
-    load as weights only (`tasks.model_registry`); any other model format is refused, never unpickled.
+    MLflow URIs resolve against `tracking_uri`, else $MLFLOW_TRACKING_URI, else `work_dir`'s SQLite
+    store. Registered models load as weights only (`tasks.model_registry`); any other model format
+    is refused, never unpickled.
     """
     if model and is_model_file(model):
         return load_generator_export(model)

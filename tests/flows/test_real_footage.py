@@ -37,7 +37,8 @@ def test_real_h264_footage_in_common_codecs_ingests_and_extracts(tmp_path, prefe
     write_ffmpeg(root / "Camera" / "bikes_mjpeg.avi", bikes, ["-c:v", "mjpeg", "-q:v", "3"], fps=25)
     write_ffmpeg(root / "Camera" / "bikes_vp9.webm", [f[:271, :637] for f in bikes],
                  ["-c:v", "libvpx-vp9", "-b:v", "1M", "-deadline", "realtime"], fps=25)
-    write_ffmpeg(root / "Camera" / "bikes_mpeg4.mkv", [f[1:, 3:] for f in bikes], ["-c:v", "mpeg4", "-q:v", "4"], fps=25)
+    write_ffmpeg(root / "Camera" / "bikes_mpeg4.mkv", [f[1:, 3:] for f in bikes], ["-c:v", "mpeg4", "-q:v", "4"],
+                 fps=25)
     data = real_footage("bigbuckbunny.mp4").read_bytes()
     (root / "Film" / "truncated.mp4").write_bytes(data[: len(data) // 2])  # a download cut off half-way
 

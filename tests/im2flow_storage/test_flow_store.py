@@ -190,7 +190,8 @@ def test_corrupted_shard_bytes_fail_the_read_naming_video_and_frame(tmp_path):
     arrays = zarr.open_group(url, mode="r")[f"videos/{video_key(video_id)}"]
     assert any(type(c).__name__ == "Crc32cCodec" for c in arrays["rgb"].metadata.codecs[0].codecs)
     reader = FrameReader(arrays["rgb"], video_id)
-    shard = tmp_path / "flows" / url.rsplit("/", 1)[1] / "videos" / video_key(video_id) / "rgb" / "c" / "1" / "0" / "0" / "0"
+    array_dir = tmp_path / "flows" / url.rsplit("/", 1)[1] / "videos" / video_key(video_id) / "rgb"
+    shard = array_dir / "c" / "1" / "0" / "0" / "0"
     offset, size = reader._index(1)[1]  # frame 5 = shard 1, slot 1
     data = bytearray(shard.read_bytes())
     data[int(offset) + int(size) // 2] ^= 0x10  # one flipped bit inside frame 5's JPEG

@@ -46,7 +46,8 @@ def test_registered_generator_round_trips_with_alias_and_versions(tmp_path, mlfl
     assert register_generator(export, mlflow_uri, run_id, "im2flow-generator", "champion") == "1"
     client = MlflowClient(mlflow_uri)
     version = client.get_model_version_by_alias("im2flow-generator", "champion")
-    assert str(version.version) == "1" and version.run_id == run_id and version.tags["format"].startswith("torch-weights")
+    assert str(version.version) == "1" and version.run_id == run_id
+    assert version.tags["format"].startswith("torch-weights")
     model_id = version.source.removeprefix("models:/")
     logged = client.get_logged_model(model_id)
     assert logged.model_type == "im2flow-generator" and str(logged.status) == "READY" and logged.source_run_id == run_id
