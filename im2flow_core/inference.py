@@ -32,20 +32,29 @@ def network_size(height: int, width: int, short_side: int, stride: int) -> tuple
 @torch.no_grad()
 def predict_flow_images(model: UNetGenerator, images: list[np.ndarray], input_short_side: int,
                         device: str | torch.device = "cpu") -> list[np.ndarray]:
-    """Flow images `(H, W, 3) float32` (sin θ, cos θ, M px) for RGB images of any sizes."""
+    """Flow images `(H, W, 3) float32` (sin θ, cos θ, M px) for RGB images of any sizes, in order.
+
+    Images of one size go through G together (one batch: pass as many as fit on the device); in eval
+    mode the result does not depend on the batch.
+    """
     model.eval()
-    out = []
-    for rgb in images:
+    out: list[np.ndarray | None] = [None] * len(images)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, rgb in enumerate(images):
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
-        height, width = rgb.shape[:2]
+        by_size.setdefault(rgb.shape[:2], []).append(i)
+    for (height, width), indices in by_size.items():
         h2, w2 = network_size(height, width, input_short_side, model.stride)
-        resized = cv2.resize(rgb, (w2, h2), interpolation=cv2.INTER_AREA if h2 * w2 < height * width else cv2.INTER_LINEAR)
-        pred = model.to_flow_image(model(rgb_to_tensor(resized)[None].to(device)))[0]
-        flow = decode_flow(pred.permute(1, 2, 0).float().cpu().numpy())  # (h2, w2, 2) px of the resized image
-        flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * np.array([width / w2, height / h2], np.float32)
-        out.append(encode_flow(flow))
-    return out
+        shrink = h2 * w2 < height * width
+        batch = torch.stack([rgb_to_tensor(cv2.resize(images[i], (w2, h2), interpolation=cv2.INTER_AREA if shrink
+                                                      else cv2.INTER_LINEAR)) for i in indices])
+        preds = model.to_flow_image(model(batch.to(device))).permute(0, 2, 3, 1).float().cpu().numpy()
+        ratio = np.array([width / w2, height / h2], np.float32)
+        for i, pred in zip(indices, preds):
+            flow = decode_flow(pred)  # (h2, w2, 2) px of the resized image
+            out[i] = encode_flow(cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * ratio)
+    return out  # type: ignore[return-value]
 
 
 def motion_potential(flow_image: np.ndarray, mask: np.ndarray | None = None) -> float:

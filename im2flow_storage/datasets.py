@@ -76,10 +76,10 @@ def _find_ucf_lists(root: Path) -> Path | None:
     return None
 
 
-def _find_hmdb_splits(root: Path, split_index: int) -> list[Path]:
-    """HMDB-51 split files inside `root`, or beside it (in its parent or a sibling folder)."""
+def _find_hmdb_splits(root: Path, split_index: int, recursive: bool = True) -> list[Path]:
+    """HMDB-51 split files inside `root` (anywhere below it, or only at its top), or beside it (parent or sibling)."""
     pattern = f"*_test_split{split_index}.txt"
-    return sorted(root.rglob(pattern)) or sorted([*root.parent.glob(pattern), *root.parent.glob(f"*/{pattern}")])
+    return sorted(root.rglob(pattern) if recursive else root.glob(pattern)) or sorted([*root.parent.glob(pattern), *root.parent.glob(f"*/{pattern}")])
 
 
 def detect_layout(root: Path) -> DatasetLayout:
@@ -93,6 +93,19 @@ def detect_layout(root: Path) -> DatasetLayout:
     return DatasetLayout.folders
 
 
+def split_files_layout(root: Path, split_index: int = 1) -> DatasetLayout:
+    """`ucf101` / `hmdb51` if their split files lie in `root` or beside it, else `folders`.
+
+    Unlike `detect_layout` it does not search below `root` (a frame-folder root holds millions of files).
+    """
+    if _find_ucf_lists(root) is not None:
+        return DatasetLayout.ucf101
+    pattern = f"*_test_split{split_index}.txt"
+    if _find_hmdb_splits(root, split_index, recursive=False):
+        return DatasetLayout.hmdb51
+    return DatasetLayout.folders
+
+
 def _read_lines(path: Path) -> list[str]:
     try:
         return [line.strip() for line in path.read_text().splitlines() if line.strip()]
@@ -100,7 +113,8 @@ def _read_lines(path: Path) -> list[str]:
         raise DatasetError(f"cannot read split file {path}: {exc}") from exc
 
 
-def _scan_ucf101(root: Path, split_index: int) -> list[DatasetEntry]:
+def _ucf_split_of(root: Path, split_index: int) -> dict[str, str]:
+    """UCF-101's split files near `root`: video id (`Class/v_Class_gNN_cMM`) → train / test."""
     lists = _find_ucf_lists(root)
     if lists is None:
         raise DatasetError(f"{root} has no ucfTrainTestlist/ folder with UCF-101 split files")
@@ -111,6 +125,11 @@ def _scan_ucf101(root: Path, split_index: int) -> list[DatasetEntry]:
     # Entries are "Class/v_Class_gNN_cMM.avi [label_index]"; match on the id without extension.
     split_of = {Path(line.split()[0]).with_suffix("").as_posix(): "test" for line in _read_lines(test_file)}
     split_of.update({Path(line.split()[0]).with_suffix("").as_posix(): "train" for line in _read_lines(train_file)})
+    return split_of
+
+
+def _scan_ucf101(root: Path, split_index: int) -> list[DatasetEntry]:
+    split_of = _ucf_split_of(root, split_index)
     entries = []
     for path, label in _class_videos(root):
         video_id = _video_id(path, root)
@@ -118,9 +137,10 @@ def _scan_ucf101(root: Path, split_index: int) -> list[DatasetEntry]:
     return entries
 
 
-def _scan_hmdb51(root: Path, split_index: int) -> list[DatasetEntry]:
+def _hmdb_codes(root: Path, split_index: int, recursive: bool = True) -> dict[tuple[str, str], str]:
+    """HMDB-51's split files near `root`: (label, video file name) → train / test / unused."""
     codes: dict[tuple[str, str], str] = {}
-    for split_file in _find_hmdb_splits(root, split_index):
+    for split_file in _find_hmdb_splits(root, split_index, recursive):
         label = split_file.name[: -len(f"_test_split{split_index}.txt")]
         for line in _read_lines(split_file):
             parts = line.split()
@@ -129,8 +149,36 @@ def _scan_hmdb51(root: Path, split_index: int) -> list[DatasetEntry]:
             codes[(label, parts[0])] = {"0": "unused", "1": "train", "2": "test"}[parts[1]]
     if not codes:
         raise DatasetError(f"no HMDB-51 split files *_test_split{split_index}.txt near {root}")
+    return codes
+
+
+def _scan_hmdb51(root: Path, split_index: int) -> list[DatasetEntry]:
+    codes = _hmdb_codes(root, split_index)
     return [DatasetEntry(_video_id(p, root), str(p), label, codes.get((label, p.name), "unused"))
             for p, label in _class_videos(root)]
+
+
+def assign_splits(root: str | Path, videos: list[tuple[str, str]], layout: DatasetLayout | str = DatasetLayout.auto,
+                  split_index: int = 1, test_fraction: float = 0.3, seed: int = 0) -> dict[str, str]:
+    """Splits of videos given as (video id `<class>/<name>`, label) rather than found as files (e.g. frame folders).
+
+    `ucf101` / `hmdb51` read the official split files near `root` (HMDB's name a video by its file,
+    matched here without the extension); `folders` (and `auto` without split files) split by
+    group, stratified, as ingest does. Videos the split files do not name are "unused".
+    """
+    root = Path(root).expanduser().absolute()
+    layout = DatasetLayout(layout)
+    if layout is DatasetLayout.auto:
+        layout = detect_layout(root)
+    if layout is DatasetLayout.ucf101:
+        split_of = _ucf_split_of(root, split_index)
+        return {vid: split_of.get(vid, "unused") for vid, _ in videos}
+    if layout is DatasetLayout.hmdb51:
+        codes = {(label, Path(name).stem): split for (label, name), split in _hmdb_codes(root, split_index, recursive=False).items()}
+        return {vid: codes.get((label, vid.rsplit("/", 1)[-1]), "unused") for vid, label in videos}
+    if layout is DatasetLayout.list:
+        raise DatasetError("layout 'list' names video files; it cannot assign splits to frame folders")
+    return stratified_split([v for v, _ in videos], [lab for _, lab in videos], test_fraction, seed) if videos else {}
 
 
 def _scan_list(list_file: Path, test_fraction: float, seed: int) -> list[DatasetEntry]:

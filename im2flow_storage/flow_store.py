@@ -32,6 +32,7 @@ from zarr.codecs import Crc32cCodec
 
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_storage.codecs import FlowImageCodec, ImageCodec
+from im2flow_storage.frame_reader import FrameReader, UnsupportedLayout
 from im2flow_storage.paths import exists, filesystem, flows_url, join
 
 STORE_FORMAT_VERSION = 1
@@ -131,8 +132,11 @@ class VideoWriter:
             shards=(self._shard,) + frame_shape, serializer=self._codecs[name], compressors=[Crc32cCodec()],
             filters=None, fill_value=0)
 
-    def finish(self) -> VideoRecord:
-        """Flush, check the count invariant, then mark the video complete; returns its record."""
+    def finish(self, attrs: Mapping[str, Any] | None = None) -> VideoRecord:
+        """Flush, check the count invariant, then mark the video complete; returns its record.
+
+        `attrs` (JSON-able) are recorded with the video, e.g. an import's provenance.
+        """
         self._flush("rgb")
         self._flush("flow")
         n_frames, n_flows = self._written["rgb"], self._written["flow"]
@@ -141,8 +145,8 @@ class VideoWriter:
         if n_flows != n_frames - self._step:
             raise ValueError(f"{n_flows} flows for {n_frames} frames; expected {n_frames - self._step}")
         height, width = self._frame_shape or (0, 0)
-        self._group.attrs.update({"n_frames": n_frames, "n_flows": n_flows, "height": height, "width": width,
-                                  "n_clipped": self._n_clipped, "complete": True})
+        self._group.attrs.update({**dict(attrs or {}), "n_frames": n_frames, "n_flows": n_flows, "height": height,
+                                  "width": width, "n_clipped": self._n_clipped, "complete": True})
         return _record(dict(self._group.attrs))
 
 
@@ -247,6 +251,20 @@ class FlowStore:
         """Flow image t of `video_id`: `(H, W, 3) float32` (sin θ, cos θ, M px)."""
         return np.asarray(self._complete_group(video_id)["flow"][t])
 
+    def iter_rgb(self, video_id: str) -> Iterator[np.ndarray]:
+        """The frames of `video_id` in order, `(H, W, 3) uint8` RGB, checksums verified (FrameReader)."""
+        array = self._complete_group(video_id)["rgb"]
+        read = _frame_reader(array, f"video {video_id!r} rgb").read
+        for t in range(array.shape[0]):  # type: ignore[union-attr]
+            yield read(t)
+
+    def iter_flow(self, video_id: str) -> Iterator[np.ndarray]:
+        """The flows of `video_id` in order, `(H, W, 2) float32` px (u, v); flow t goes from frame t to t + K."""
+        array = self._complete_group(video_id)["flow"]
+        reader = _frame_reader(array, f"video {video_id!r} flow")
+        for t in range(array.shape[0]):  # type: ignore[union-attr]
+            yield reader.read_flow(t) if hasattr(reader, "read_flow") else decode_flow(reader.read(t))
+
     def read_pair(self, video_id: str, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame t and its flow: `(rgb (H, W, 3) uint8, flow (H, W, 2) float32 px, u first, v down)`.
 
@@ -258,6 +276,23 @@ class FlowStore:
             raise IndexError(f"flow index {t} out of range for {video_id!r} ({n_flows} flows)")
         t = t % n_flows
         return np.asarray(group["rgb"][t]), decode_flow(np.asarray(group["flow"][t]))
+
+
+class _ZarrFrames:
+    """The FrameReader interface over plain zarr, for arrays of another layout."""
+
+    def __init__(self, array: zarr.Array) -> None:
+        self._array = array
+
+    def read(self, t: int) -> np.ndarray:
+        return np.asarray(self._array[t])
+
+
+def _frame_reader(array: Any, name: str) -> Any:
+    try:
+        return FrameReader(array, name)
+    except UnsupportedLayout:
+        return _ZarrFrames(array)
 
 
 def create_flow_store(work_dir: str, config: Mapping[str, Any], versions: Mapping[str, str]) -> FlowStore:

@@ -10,6 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+"""File extensions taken as still images when a folder is given."""
+
 
 def read_rgb_image(path: str | Path) -> np.ndarray | None:
     """The image at `path` as `(H, W, 3) uint8` RGB, or None if it cannot be read as an image."""

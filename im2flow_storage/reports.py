@@ -25,6 +25,20 @@ def write_extract_report(store_url: str, outcomes: list[Mapping[str, Any]]) -> s
     return url
 
 
+IMPORT_REPORT_SCHEMA = pa.schema([("video_id", pa.string()), ("path", pa.string()), ("status", pa.string()),
+                                  ("error", pa.string()), ("numbering", pa.string()), ("n_frames", pa.int64()),
+                                  ("n_flows", pa.int64()), ("at_bound", pa.int64()), ("seconds", pa.float64())])
+
+
+def write_import_report(store_url: str, outcomes: list[Mapping[str, Any]]) -> str:
+    """Per-folder outcome of a rawframes import beside its store (`<store>.report.parquet`); returns the URL."""
+    url = store_url[: -len(".zarr")] + ".report.parquet"
+    fs, path = filesystem(url)
+    rows = [{c: o.get(c) for c in IMPORT_REPORT_SCHEMA.names} for o in outcomes]
+    pq.write_table(pa.Table.from_pylist(rows, schema=IMPORT_REPORT_SCHEMA), path, filesystem=fs)
+    return url
+
+
 def write_report_files(out_dir: str, files: Mapping[str, str | bytes]) -> list[str]:
     """Write named text or binary files into `out_dir` (a path or fsspec URL); returns their URLs."""
     ensure_dir(out_dir)

@@ -28,7 +28,7 @@ class ConfigError(Exception):
     """A configuration value is invalid; the message names the field."""
 
 
-SECTION_NAMES = ("pipeline", "ingest", "extract", "train", "evaluate", "recognize")
+SECTION_NAMES = ("pipeline", "ingest", "extract", "train", "evaluate", "recognize", "export", "import")
 """Top-level sections of a config file (`potential` reads `evaluate`); see tasks.pipeline_config."""
 
 

@@ -1,0 +1,178 @@
+"""The export flow: a flow store's videos, or G's hallucinated flow, as mmaction2/TSN rawframes folders."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.futures import as_completed
+
+from flows.progress import RunProgress
+from im2flow_storage import open_flow_store
+from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image
+from im2flow_storage.rawframes import (RawframesError, check_export_settings, finished_videos, frame_dir_of,
+                                       local_root, write_annotation_lists)
+from im2flow_storage.reports import csv_text
+from tasks.export import export_hallucinated_video, export_videos
+from tasks.interop_config import ExportConfig
+
+REPORT_NAME = "im2flow_export_report.csv"
+REPORT_COLUMNS = ("frame_dir", "video_id", "label", "split", "status", "error", "n_frames", "n_flows", "n_clipped")
+
+
+def _with_frame_dirs(videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each video with its `<class>/<video>` folder; RawframesError if two would share one."""
+    owner: dict[str, str] = {}
+    for video in videos:
+        video["frame_dir"] = frame_dir_of(video["video_id"], video["label"])
+        if video["frame_dir"] in owner:
+            raise RawframesError(f"videos {owner[video['frame_dir']]!r} and {video['video_id']!r} would both be "
+                                 f"exported to {video['frame_dir']}")
+        owner[video["frame_dir"]] = video["video_id"]
+    return videos
+
+
+def _finish(root: Path, config: ExportConfig, outcomes: list[dict[str, Any]], classes: list[str],
+            started: float, extra: dict[str, Any]) -> dict[str, Any]:
+    """Annotation lists over every finished video, the report, the artifacts and the summary."""
+    logger = get_run_logger()
+    finished = finished_videos(root)
+    lists = write_annotation_lists(root, config.list_name, config.split_index, finished.values(), classes)
+    failed = [o for o in outcomes if o["status"] != "exported"]
+    rows = [{c: v.get(c, "") for c in REPORT_COLUMNS} for v in
+            sorted([{**r, "status": "exported", "error": ""} for r in finished.values()] + failed,
+                   key=lambda r: r["frame_dir"])]
+    (root / REPORT_NAME).write_text(csv_text(rows) if rows else ",".join(REPORT_COLUMNS) + "\n")
+    exported = [o for o in outcomes if o["status"] == "exported"]
+    elapsed = time.perf_counter() - started
+    summary = {**extra, "out": str(root), "videos": len(finished), "exported_now": len(exported),
+               "failed": len(failed), "frames": sum(o["n_frames"] for o in exported),
+               "flows": sum(o["n_flows"] for o in exported),
+               "clipped_values": sum(int(r.get("n_clipped", 0)) for r in finished.values()),
+               "seconds": round(elapsed, 2),
+               "frames_per_s": round(sum(o["n_frames"] for o in exported) / elapsed, 1) if elapsed else 0.0,
+               "lists": [p.name for p in lists], "report": str(root / REPORT_NAME)}
+    create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="export-summary",
+                          description="Rawframes export")
+    if failed:
+        create_table_artifact([{"video": o["frame_dir"], "error": o["error"]} for o in failed], key="export-failures",
+                              description=f"{len(failed)} videos not exported")
+        for o in failed:
+            logger.warning("not exported %s: %s", o["frame_dir"], o["error"])
+    return summary
+
+
+def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    store = open_flow_store(work_dir, config.store_fingerprint)
+    records = store.records(complete_only=True)
+    videos = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split} for r in records])
+    check_export_settings(root, {"source": "flow", "store_fingerprint": store.fingerprint, "step": store.step,
+                                 "bound_px": config.bound_px, "jpeg_quality": config.jpeg_quality})
+    done = finished_videos(root)
+    todo = [v for v in videos if done.get(v["frame_dir"], {}).get("video_id") != v["video_id"]]
+    get_run_logger().info("store %s: %d complete videos, %d already exported, %d to export",
+                          store.url, len(videos), len(videos) - len(todo), len(todo))
+    batches = [todo[i : i + config.videos_per_task] for i in range(0, len(todo), config.videos_per_task)]
+    futures = {export_videos.with_options(retries=config.retries, retry_delay_seconds=1).submit(
+        store.url, batch, str(root), config.bound_px, config.jpeg_quality,
+        batch[0]["video_id"] + (f"+{len(batch) - 1}" if len(batch) > 1 else "")): batch for batch in batches}
+    outcomes: list[dict[str, Any]] = []
+    with RunProgress(len(todo), "exporting rawframes", "export-progress", show_progress) as progress:
+        for future in as_completed(list(futures)):
+            try:
+                batch_outcomes = future.result()
+            except Exception as exc:  # noqa: BLE001 - a task that still crashed after its retries is recorded
+                batch_outcomes = [{**v, "status": "failed", "error": f"task crashed: {exc!r}", "n_frames": 0,
+                                   "n_flows": 0, "n_clipped": 0} for v in futures[future]]
+            outcomes.extend(batch_outcomes)
+            progress.advance(len(batch_outcomes))
+    classes = sorted({r.label for r in records})
+    return _finish(root, config, outcomes, classes, started,
+                   {"source": "flow", "store": store.url, "fingerprint": store.fingerprint})
+
+
+def _image_paths(images: list[str]) -> list[tuple[Path, str]]:
+    """(image, label) for files and folders of images: label = the first sub-folder under a given folder, else 'stills'."""
+    out = []
+    for item in images:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
+                rel = file.relative_to(path)
+                out.append((file, rel.parts[0] if len(rel.parts) > 1 else "stills"))
+        else:
+            out.append((path, "stills"))
+    return out
+
+
+def _hallucinated_export(work_dir: str | None, root: Path, config: ExportConfig, images: list[str] | None,
+                         show_progress: bool) -> dict[str, Any]:
+    from tasks.models import load_generator
+    from tasks.train_data import resolve_device
+
+    started = time.perf_counter()
+    generator = load_generator(config.model, work_dir, config.mlflow_tracking_uri)
+    device = resolve_device(config.device)
+    generator = generator.to(device)
+    settings: dict[str, Any] = {"source": "hallucinated", "model": config.model or "registry alias",
+                                "input_size": generator.config.input_size, "bound_px": config.bound_px,
+                                "jpeg_quality": config.jpeg_quality}
+    if images:
+        pairs = _image_paths(images)
+        videos = _with_frame_dirs([{"video_id": f"{label}/{path.stem}", "label": label, "split": "test",
+                                    "path": str(path)} for path, label in pairs])
+        store = None
+    else:
+        if work_dir is None:
+            raise ValueError("exporting a split's hallucinated flow needs --work-dir (its flow store)")
+        store = open_flow_store(work_dir, config.store_fingerprint)
+        settings["store_fingerprint"] = store.fingerprint
+        videos = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split}
+                                   for r in store.records(complete_only=True)
+                                   if config.split is None or r.split == config.split])
+    check_export_settings(root, settings)
+    done = finished_videos(root)
+    todo = [v for v in videos if done.get(v["frame_dir"], {}).get("video_id") != v["video_id"]]
+    outcomes = []
+    with RunProgress(len(todo), "exporting hallucinated flow", "export-progress", show_progress) as progress:
+        for video in todo:
+            record = {k: video[k] for k in ("video_id", "label", "split", "frame_dir")}
+            if store is None:
+                rgb = read_rgb_image(video["path"])
+                frames = [] if rgb is None else [rgb]
+            else:
+                frames = list(store.iter_rgb(video["video_id"]))
+            if not frames:
+                outcomes.append({**record, "status": "failed", "error": "cannot read as an image", "n_frames": 0,
+                                 "n_flows": 0, "n_clipped": 0})
+            else:
+                outcomes.append(export_hallucinated_video(generator, frames, str(root), record, config.bound_px,
+                                                          config.jpeg_quality, device, config.batch_size))
+            progress.advance()
+    classes = sorted({v["label"] for v in videos})
+    return _finish(root, config, outcomes, classes, started, {"source": "hallucinated"})
+
+
+@flow(name="export", flow_run_name="export-rawframes", log_prints=True)
+def export_flow(work_dir: str | None, out: str, config: ExportConfig = ExportConfig(), images: list[str] | None = None,
+                show_progress: bool = False) -> dict[str, Any]:
+    """Export to `out` (a local folder) in the rawframes layout (im2flow_storage.rawframes).
+
+    True flow: every complete video of the work dir's flow store, in parallel (one Prefect task per
+    `videos_per_task` videos). Hallucinated (`config.hallucinated`): G's flow for each frame of the
+    store's videos (of `config.split`), or for still `images` (files or folders), batched on G's device.
+    Finished videos are skipped on a re-run; annotation lists cover every finished video. Returns a summary.
+    """
+    root = local_root(out)
+    root.mkdir(parents=True, exist_ok=True)
+    if config.hallucinated:
+        return _hallucinated_export(work_dir, root, config, images, show_progress)
+    if images:
+        raise ValueError("still images can only be exported with hallucinated flow (--hallucinated)")
+    if work_dir is None:
+        raise ValueError("exporting a flow store needs --work-dir")
+    return _store_export(work_dir, root, config, show_progress)
