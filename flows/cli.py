@@ -21,7 +21,7 @@ from im2flow_storage.datasets import DatasetError, DatasetLayout  # noqa: E402
 from im2flow_storage.flow_store import FlowStoreError  # noqa: E402
 from im2flow_storage.manifest import ManifestError  # noqa: E402
 
-from flows.console_output import console, print_pipeline, print_summary  # noqa: E402
+from flows.console_output import console, print_failures, print_pipeline, print_summary  # noqa: E402
 
 app = typer.Typer(help="im2flow: motion hallucination from static images (Im2Flow, CVPR 2018).",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -280,7 +280,9 @@ def export(out: Annotated[str, typer.Option("--out", help="output folder (local 
                     work_dir, out, cfg, images, show_progress=True)
     except (ConfigError, FlowStoreError, RawframesError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
+    failures = summary.pop("failures")
     print_summary("export", summary)
+    print_failures(failures, summary["report"])
     if summary["failed"]:
         raise typer.Exit(1)
 
@@ -313,7 +315,9 @@ def import_flow(source: Annotated[str, typer.Argument(help="rawframes folder: <c
                                                                                show_progress=True)
     except (ConfigError, DatasetError, ManifestError, FlowStoreError, RawframesError, RuntimeError) as exc:
         _fail(str(exc))
+    failures = summary.pop("failures")
     print_summary("import-flow", summary)
+    print_failures(failures, summary["report"])
     if summary["failed"]:
         raise typer.Exit(1)
 

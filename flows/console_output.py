@@ -18,6 +18,16 @@ def print_summary(title: str, summary: dict[str, Any]) -> None:
     console.print(table)
 
 
+def print_failures(failures: list[dict[str, str]], report: str | None, limit: int = 20) -> None:
+    """Up to `limit` items that failed, each with its reason, then where the full list is."""
+    for item in failures[:limit]:
+        console.print(f"[yellow]skipped[/yellow] {item['item']}: {item['error']}", soft_wrap=True)
+    if len(failures) > limit:
+        console.print(f"… and {len(failures) - limit} more")
+    if failures and report:
+        console.print(f"every outcome, with its reason: {report}")
+
+
 def print_pipeline(result: dict[str, Any]) -> None:
     """The pipeline's stage table, the flow and recognition tables and the potential's ρ."""
     table = Table("stage", "status", "seconds", title="pipeline")

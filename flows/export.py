@@ -62,6 +62,7 @@ def _finish(root: Path, config: ExportConfig, outcomes: list[dict[str, Any]], cl
                               description=f"{len(failed)} videos not exported")
         for o in failed:
             logger.warning("not exported %s: %s", o["frame_dir"], o["error"])
+    summary["failures"] = [{"item": o.get("path") or o["frame_dir"], "error": o["error"]} for o in failed]
     return summary
 
 
@@ -140,7 +141,7 @@ def _hallucinated_export(work_dir: str | None, root: Path, config: ExportConfig,
     outcomes = []
     with RunProgress(len(todo), "exporting hallucinated flow", "export-progress", show_progress) as progress:
         for video in todo:
-            record = {k: video[k] for k in ("video_id", "label", "split", "frame_dir")}
+            record = {k: video[k] for k in ("video_id", "label", "split", "frame_dir", "path") if k in video}
             if store is None:
                 rgb = read_rgb_image(video["path"])
                 frames = [] if rgb is None else [rgb]

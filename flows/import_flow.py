@@ -156,4 +156,5 @@ def import_flow(source_dir: str, work_dir: str, config: ImportConfig = ImportCon
                               description=f"{len(failed)} folders not imported")
         for o in failed:
             logger.warning("not imported %s: %s", o["video_id"], o["error"])
+    summary["failures"] = [{"item": o["path"], "error": o["error"]} for o in failed]
     return summary
