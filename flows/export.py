@@ -13,9 +13,16 @@ from prefect.futures import as_completed
 from flows.progress import RunProgress
 from im2flow_storage import open_flow_store
 from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image
-from im2flow_storage.rawframes import (RawframesError, check_export_settings, finished_videos, frame_dir_of,
-                                       local_root, write_annotation_lists)
+from im2flow_storage.rawframes import (
+    RawframesError,
+    check_export_settings,
+    finished_videos,
+    frame_dir_of,
+    local_root,
+    write_annotation_lists,
+)
 from im2flow_storage.reports import csv_text
+from tasks.batching import batches_by_work
 from tasks.export import export_hallucinated_video, export_videos
 from tasks.interop_config import ExportConfig
 
@@ -70,14 +77,18 @@ def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress
     started = time.perf_counter()
     store = open_flow_store(work_dir, config.store_fingerprint)
     records = store.records(complete_only=True)
-    videos = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split} for r in records])
+    videos = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split,
+                                "source_size": r.source_size, "source_mtime": r.source_mtime} for r in records])
     check_export_settings(root, {"source": "flow", "store_fingerprint": store.fingerprint, "step": store.step,
                                  "bound_px": config.bound_px, "jpeg_quality": config.jpeg_quality})
     done = finished_videos(root)
-    todo = [v for v in videos if done.get(v["frame_dir"], {}).get("video_id") != v["video_id"]]
+    # A video re-extracted since (its source changed) is exported again.
+    todo = [v for v in videos if any(done.get(v["frame_dir"], {}).get(k) != v[k]
+                                     for k in ("video_id", "source_size", "source_mtime"))]
     get_run_logger().info("store %s: %d complete videos, %d already exported, %d to export",
                           store.url, len(videos), len(videos) - len(todo), len(todo))
-    batches = [todo[i : i + config.videos_per_task] for i in range(0, len(todo), config.videos_per_task)]
+    frames = {r.video_id: r.n_frames for r in records}
+    batches = batches_by_work(todo, lambda v: frames[v["video_id"]], config.frames_per_task)
     futures = {export_videos.with_options(retries=config.retries, retry_delay_seconds=1).submit(
         store.url, batch, str(root), config.bound_px, config.jpeg_quality,
         batch[0]["video_id"] + (f"+{len(batch) - 1}" if len(batch) > 1 else "")): batch for batch in batches}
@@ -163,8 +174,8 @@ def export_flow(work_dir: str | None, out: str, config: ExportConfig = ExportCon
                 show_progress: bool = False) -> dict[str, Any]:
     """Export to `out` (a local folder) in the rawframes layout (im2flow_storage.rawframes).
 
-    True flow: every complete video of the work dir's flow store, in parallel (one Prefect task per
-    `videos_per_task` videos). Hallucinated (`config.hallucinated`): G's flow for each frame of the
+    True flow: every complete video of the work dir's flow store, in parallel (Prefect tasks of about
+    `frames_per_task` frames). Hallucinated (`config.hallucinated`): G's flow for each frame of the
     store's videos (of `config.split`), or for still `images` (files or folders), batched on G's device.
     Finished videos are skipped on a re-run; annotation lists cover every finished video. Returns a summary.
     """

@@ -18,6 +18,7 @@ from im2flow_storage.manifest import ManifestError, read_manifest, write_manifes
 from im2flow_storage.rawframes import RawframesError, local_root, read_annotation_lists, scan_rawframes
 from im2flow_storage.reports import write_import_report
 from tasks.config import ExtractConfig
+from tasks.batching import batches_by_work
 from tasks.import_flow import import_videos
 from tasks.interop_config import ImportConfig
 
@@ -63,7 +64,7 @@ def labelled_folders(root: Path, config: ImportConfig) -> tuple[list[dict[str, A
             else:
                 label = "" if index is None else str(index)
             out.append({"frame_dir": folder.frame_dir, "path": str(folder.path), "label": label, "split": split,
-                        "size_bytes": folder.size_bytes, "mtime": folder.mtime})
+                        "size_bytes": folder.size_bytes, "mtime": folder.mtime, "n_frames": len(folder.files["img"])})
         return out, "mmaction2 annotation lists"
     flat = [f.frame_dir for f in folders if "/" not in f.frame_dir]
     if flat:
@@ -74,7 +75,8 @@ def labelled_folders(root: Path, config: ImportConfig) -> tuple[list[dict[str, A
     splits = assign_splits(root, pairs, layout, config.split_index, config.test_fraction, config.seed)
     for folder, (_, label) in zip(folders, pairs):
         out.append({"frame_dir": folder.frame_dir, "path": str(folder.path), "label": label,
-                    "split": splits[folder.frame_dir], "size_bytes": folder.size_bytes, "mtime": folder.mtime})
+                    "split": splits[folder.frame_dir], "size_bytes": folder.size_bytes, "mtime": folder.mtime,
+                    "n_frames": len(folder.files["img"])})
     return out, f"class folders, {layout.value} splits"
 
 
@@ -121,7 +123,7 @@ def import_flow(source_dir: str, work_dir: str, config: ImportConfig = ImportCon
             or abs(complete[f["frame_dir"]].source_mtime - f["mtime"]) > 1e-3]
     logger.info("%s: %d video folders (labels and splits from %s), %d already imported, %d to import",
                 root, len(folders), provenance, len(folders) - len(todo), len(todo))
-    batches = [todo[i : i + config.videos_per_task] for i in range(0, len(todo), config.videos_per_task)]
+    batches = batches_by_work(todo, lambda f: f["n_frames"], config.frames_per_task)
     futures = {import_videos.with_options(retries=config.retries, retry_delay_seconds=1).submit(
         store.url, batch, config.bound_px, config.check_alignment, config.shard_frames,
         batch[0]["frame_dir"] + (f"+{len(batch) - 1}" if len(batch) > 1 else "")): batch for batch in batches}

@@ -126,7 +126,7 @@ class RawframeVideoWriter:
     def __enter__(self) -> RawframeVideoWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001 - the context-manager protocol
+    def __exit__(self, exc_type, exc, tb) -> None:
         if not self._committed:
             shutil.rmtree(self.partial, ignore_errors=True)
 

@@ -15,7 +15,7 @@ from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.inference import predict_flow_images
 from im2flow_core.rawframe_flow import flow_to_gray
 from im2flow_core.unet import UNetGenerator
-from im2flow_storage import open_flow_store
+from im2flow_storage import FlowStore, open_flow_store
 from im2flow_storage.frame_reader import CorruptFrame
 from im2flow_storage.rawframes import START_INDEX, RawframesError, RawframeVideoWriter
 
@@ -29,9 +29,9 @@ def write_rawframe_video(root: Path, frame_dir: str, frames: Iterable[np.ndarray
     """
     n_frames = n_flows = n_clipped = 0
     with RawframeVideoWriter(root, frame_dir, quality) as writer:
-        for n_frames, rgb in enumerate(frames, start=START_INDEX):  # noqa: B007 - the count is used below
+        for n_frames, rgb in enumerate(frames, start=START_INDEX):
             writer.write_rgb(n_frames, rgb)
-        for n_flows, flow in enumerate(flows, start=START_INDEX):  # noqa: B007
+        for n_flows, flow in enumerate(flows, start=START_INDEX):
             x, y, clipped = flow_to_gray(flow, bound_px)
             writer.write_flow(n_flows, x, y)
             n_clipped += clipped
@@ -40,15 +40,15 @@ def write_rawframe_video(root: Path, frame_dir: str, frames: Iterable[np.ndarray
     return finished
 
 
-def export_store_video(store_url: str, video: dict[str, Any], root: str, bound_px: float,
+def export_store_video(store: FlowStore, video: dict[str, Any], root: str, bound_px: float,
                        quality: int) -> dict[str, Any]:
-    """Export one complete video of the store (`video`: video_id, label, split, frame_dir); returns its outcome.
+    """Export one complete video of `store` (`video`: video_id, label, split, frame_dir); returns its outcome.
 
     A video that cannot be read (a checksum failure) is returned as failed with the reason.
     """
     started = time.perf_counter()
-    store = open_flow_store(store_url)
-    base = {key: video[key] for key in ("video_id", "label", "split", "frame_dir")}
+    base = {key: video[key] for key in ("video_id", "label", "split", "frame_dir", "source_size", "source_mtime")
+            if key in video}
     try:
         record = write_rawframe_video(Path(root), video["frame_dir"], store.iter_rgb(video["video_id"]),
                                       store.iter_flow(video["video_id"]), bound_px, quality, base)
@@ -62,7 +62,8 @@ def export_store_video(store_url: str, video: dict[str, Any], root: str, bound_p
 def export_videos(store_url: str, videos: list[dict[str, Any]], root: str, bound_px: float, quality: int,
                   name: str) -> list[dict[str, Any]]:
     """Export `videos` of the store one after another (see export_store_video); one outcome each."""
-    return [export_store_video(store_url, video, root, bound_px, quality) for video in videos]
+    store = open_flow_store(store_url)
+    return [export_store_video(store, video, root, bound_px, quality) for video in videos]
 
 
 def _predicted_flows(generator: UNetGenerator, frames: list[np.ndarray], device: Any,

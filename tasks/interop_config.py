@@ -30,7 +30,8 @@ class ExportConfig(ComputeConfig):
     split: str | None = Field(None, description="hallucinated: only this split's videos (default: all)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="hallucinated: where G runs")
     batch_size: int = Field(32, ge=1, description="hallucinated: frames G predicts at once")
-    videos_per_task: int = Field(4, ge=1, description="videos one Prefect task exports")
+    frames_per_task: int = Field(2000, ge=1, description="frames one Prefect task exports (whole videos; fewer on "
+                                                         "small jobs so at least 16 tasks share the work)")
     retries: int = Field(2, ge=0, description="retries of a task that crashed (not of bad videos)")
     mlflow_tracking_uri: str | None = Field(None, description="hallucinated: where an MLflow model URI resolves")
 
@@ -49,5 +50,5 @@ class ImportConfig(ComputeConfig):
     check_alignment: bool = Field(True, description="check by content that flow k belongs to frame k")
     rgb_quality: int = Field(95, ge=1, le=100, description="JPEG quality of the store's RGB frames")
     shard_frames: int = Field(32, ge=1)
-    videos_per_task: int = Field(4, ge=1)
+    frames_per_task: int = Field(2000, ge=1, description="frames one Prefect task imports (whole videos)")
     retries: int = Field(2, ge=0)

@@ -11,13 +11,12 @@ from flows.cli import app
 from flows.compute import task_runner
 from flows.export import export_flow
 from flows.import_flow import import_flow
-from flows.train import train_flow
+from flows.pipeline import pipeline_flow
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage import open_flow_store
 from im2flow_storage.checkpoints import save_checkpoint
 from im2flow_storage.manifest import read_manifest
 from im2flow_storage.rawframes import STATE_DIR, finished_videos
-from tasks.config import TrainConfig
 from tasks.interop_config import ExportConfig, ImportConfig
 from tests.conftest import make_tiny_store, real_texture
 
@@ -42,7 +41,7 @@ def test_export_resumes_after_a_kill_and_imports_back_into_a_trainable_store(tmp
     records = {r.video_id: r for r in open_flow_store(str(source)).records(complete_only=True)}
     out = tmp_path / "raw"
     runner = task_runner(dask_address)
-    config = ExportConfig(videos_per_task=3)
+    config = ExportConfig(frames_per_task=20)
     first = export_flow.with_options(task_runner=runner)(str(source), str(out), config)
     assert first["videos"] == first["exported_now"] == len(records) == 8 and first["failed"] == 0
 
@@ -67,7 +66,7 @@ def test_export_resumes_after_a_kill_and_imports_back_into_a_trainable_store(tmp
 
     # Import back: a flow store with the same videos, labels and splits, taken from the lists.
     work = tmp_path / "work"
-    imported = import_flow.with_options(task_runner=runner)(str(out), str(work), ImportConfig(videos_per_task=3))
+    imported = import_flow.with_options(task_runner=runner)(str(out), str(work), ImportConfig(frames_per_task=20))
     assert imported["imported"] == 8 and imported["failed"] == 0 and imported["labels"] == "mmaction2 annotation lists"
     assert imported["numbering"] == "img from 1, flow from 1"
     store = open_flow_store(str(work))
@@ -78,12 +77,18 @@ def test_export_resumes_after_a_kill_and_imports_back_into_a_trainable_store(tmp
     again = import_flow.with_options(task_runner=runner)(str(out), str(work), ImportConfig())
     assert again["skipped_complete"] == 8 and again["imported"] == 0
 
-    # Training runs on the imported store unchanged.
-    train = TrainConfig(generator={"depth": 3, "ngf": 8, "input_size": 32}, load_size=32, epochs=1, batch_size=8,
-                        phi={"base_width": 4, "blocks": (1, 1, 1, 1), "stem": "small", "epochs": 1, "batch_size": 8},
-                        num_workers=0, val_fraction=0.34, mlflow_tracking_uri=mlflow_uri, device="cpu")
-    summary = train_flow(str(work), train)
-    assert summary["model_version"] == "1" and summary["generator_epochs"] == 1
+    # The pipeline's model stages run on the imported store unchanged.
+    tiny = {"pipeline": {"stages": ["train", "evaluate", "recognize", "potential"], "workers": 2,
+                         "mlflow_tracking_uri": mlflow_uri},
+            "train": {"epochs": 1, "generator": {"depth": 3, "ngf": 8, "input_size": 32}, "load_size": 32,
+                      "phi": {"epochs": 1, "base_width": 4}, "batch_size": 8, "val_fraction": 0.34},
+            "evaluate": {"frames_per_video": 2, "baseline_frames_per_video": 2},
+            "recognize": {"seeds": [0], "appearance": {"epochs": 1, "base_width": 8},
+                          "motion": {"epochs": 1, "base_width": 8}}}
+    result = pipeline_flow(str(out), str(work), None, tiny, "demo")
+    assert [r["status"] for r in result["stages"]] == ["ran"] * 4
+    assert {r["method"] for r in result["results"]["evaluate"]["table"]} >= {"Im2Flow", "Nearest neighbour"}
+    assert result["results"]["train"]["model_version"] == "1"
 
 
 def test_cli_exports_hallucinated_flow_of_stills_and_names_unreadable_ones(tmp_path, prefect_harness):

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from im2flow_core.rawframe_flow import (alignment_errors, count_at_bound, flow_to_gray, gray_to_flow,
-                                        misaligned_offset, warp_error)
+from im2flow_core.rawframe_flow import (
+    alignment_errors,
+    count_at_bound,
+    flow_to_gray,
+    gray_to_flow,
+    misaligned_offset,
+    warp_error,
+)
 from tests.conftest import real_texture
 
 

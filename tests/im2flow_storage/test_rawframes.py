@@ -8,9 +8,19 @@ import numpy as np
 import pytest
 
 from im2flow_storage.datasets import DatasetLayout, assign_splits, split_files_layout
-from im2flow_storage.rawframes import (RawframesError, RawframeVideoWriter, check_export_settings, finished_videos,
-                                       frame_dir_of, local_root, read_annotation_lists, read_image, scan_folder,
-                                       scan_rawframes, write_annotation_lists)
+from im2flow_storage.rawframes import (
+    RawframesError,
+    RawframeVideoWriter,
+    check_export_settings,
+    finished_videos,
+    frame_dir_of,
+    local_root,
+    read_annotation_lists,
+    read_image,
+    scan_folder,
+    scan_rawframes,
+    write_annotation_lists,
+)
 
 
 def test_frame_dirs_follow_class_and_video_names():

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from flows.import_flow import imported_store_config
-from im2flow_core.rawframe_flow import gray_to_flow
+from im2flow_core.flow_encoding import encode_flow
+from im2flow_core.rawframe_flow import alignment_errors, gray_to_flow, misaligned_offset
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage import open_flow_store
 from im2flow_storage.flow_store import create_flow_store
 from im2flow_storage.rawframes import finished_videos, read_image
-from im2flow_core.flow_encoding import encode_flow
 from tasks.config import ExtractConfig
 from tasks.export import export_hallucinated_video, export_store_video
 from tasks.import_flow import import_folder
@@ -59,8 +59,9 @@ def exported(tmp_path):
     store_url = _store(tmp_path / "work")
     out = tmp_path / "raw"
     out.mkdir()
-    outcomes = [export_store_video(store_url, _video("Run/v_Run_g01_c01", "Run", "train"), str(out), BOUND, 95),
-                export_store_video(store_url, _video("Jump/v_Jump_g02_c01", "Jump", "test"), str(out), BOUND, 95)]
+    store = open_flow_store(store_url)
+    outcomes = [export_store_video(store, _video("Run/v_Run_g01_c01", "Run", "train"), str(out), BOUND, 95),
+                export_store_video(store, _video("Jump/v_Jump_g02_c01", "Jump", "test"), str(out), BOUND, 95)]
     return store_url, out, outcomes
 
 
@@ -92,6 +93,11 @@ def test_export_writes_exact_counts_rgb_within_jpeg_error_and_counts_clipping(ex
             assert np.abs(back - flow)[inside].max() <= BOUND / 255 + JPEG_LEVELS * 2 * BOUND / 255
             assert np.allclose(back[~inside], np.sign(flow[~inside]) * BOUND, atol=JPEG_LEVELS * 2 * BOUND / 255)
         assert outcome["n_clipped"] == clipped
+        # Numbering by content: exported flow k warps img k onto img k + 1, better than onto its neighbours.
+        frames = {k: read_image(folder / f"img_{k:05d}.jpg", False) for k in range(1, rec.n_frames + 1)}
+        flows = {k: _folder_flow(folder, k) for k in range(2, rec.n_flows)}
+        errors = alignment_errors(frames, flows)
+        assert misaligned_offset(errors) == 0 and errors[0] < 0.8 * min(errors[-1], errors[1])
     assert outcomes[0]["n_clipped"] == 0 and outcomes[1]["n_clipped"] > 0  # Jump moves 24-25 px: beyond ±20
     assert set(finished_videos(out)) == {"Run/v_Run_g01_c01", "Jump/v_Jump_g02_c01"}
 
@@ -180,3 +186,14 @@ def test_hallucinated_export_gives_every_frame_a_flow(tmp_path):
     outcome = export_hallucinated_video(generator, frames, str(tmp_path), record, BOUND, 95, "cpu", batch_size=2)
     assert outcome["status"] == "exported" and outcome["n_frames"] == 3 and outcome["n_flows"] == 3
     assert read_image(tmp_path / "Run/v1/flow_x_00003.jpg", True).shape == (40, 56)
+
+
+def test_tasks_carry_about_the_same_work():
+    from tasks.batching import batches_by_work
+
+    sizes = [5, 300, 7, 7, 7, 2000, 1, 1]
+    batches = batches_by_work(sizes, float, per_task=310, min_tasks=1)
+    assert [sum(b) for b in batches] == [305, 21, 2000, 2] and [x for b in batches for x in b] == sizes
+    small = batches_by_work([8] * 320, float, per_task=2000)  # the demo: 320 clips of 8 frames
+    assert len(small) == 16 and {len(b) for b in small} == {20}
+    assert batches_by_work([], float, 10) == []
