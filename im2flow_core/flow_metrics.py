@@ -80,19 +80,17 @@ def mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def rank(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank."""
+    """Ranks 1..n with ties given their average rank (scipy.stats.rankdata's 'average'), vectorised."""
     values = np.asarray(values, np.float64)
+    n = len(values)
     order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), np.float64)
+    inverse = np.empty(n, np.intp)
+    inverse[order] = np.arange(n)
     sorted_values = values[order]
-    start = 0
-    while start < len(values):
-        end = start
-        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2 + 1
-        start = end + 1
-    return ranks
+    new_value = np.r_[True, sorted_values[1:] != sorted_values[:-1]] if n else np.zeros(0, bool)
+    dense = np.cumsum(new_value)[inverse]  # 1-based index of each value's group of ties
+    bounds = np.r_[np.nonzero(new_value)[0], n]  # where each group starts, then n
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
