@@ -224,7 +224,7 @@ def recognize(work_dir: WorkDir,
 @app.command()
 def potential(work_dir: WorkDir,
               images: Annotated[Optional[list[str]], typer.Argument(
-                  help="image files; none = a split's frames")] = None,
+                  help="image files or folders of them; none = a split's frames")] = None,
               split: Annotated[Optional[str], typer.Option()] = None,
               model: Annotated[Optional[str], typer.Option(help="exported .pt or MLflow URI")] = None,
               config: ConfigFile = None) -> None:
@@ -236,13 +236,24 @@ def potential(work_dir: WorkDir,
         result = potential_flow(work_dir, images or None, cfg)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    table = Table("rank", "image", "potential (px)", "foreground potential (px)", title="motion potential")
+    split_mode = not images
+    columns = ["rank", "image", "potential (px)"] + (["true mean motion (px)"] if split_mode else [])
+    table = Table(*columns, title="motion potential (top 20)")
     for row in result["ranking"][:20]:
-        table.add_row(str(row["rank"]), row["image"], str(row["potential_px"]), str(row["potential_fg_px"]))
+        table.add_row(str(row["rank"]), row["image"], str(row["potential_px"]),
+                      *([str(row["true_mean_magnitude_px"])] if split_mode else []))
     console.print(table)
-    for method, rho in result["spearman"].items():
-        console.print(f"Spearman(potential, true mean magnitude) {method}: {rho:.3f}")
+    console.print(result["note"], soft_wrap=True)
+    for r in result["agreement"]:
+        if r["spearman"] == r["spearman"]:  # NaN for methods that give every image one value
+            console.print(f"{r['method']}: Spearman ρ {r['spearman']:.3f} [{r['spearman_low']:.3f}, "
+                          f"{r['spearman_high']:.3f}], Kendall τ {r['kendall']:.3f} [{r['kendall_low']:.3f}, "
+                          f"{r['kendall_high']:.3f}]")
+    print_failures([{"item": name, "error": "cannot read as an image"} for name in result["skipped"]],
+                   f"{result['out_dir']}/skipped.csv")
     console.print(f"ranking and gallery in {result['out_dir']}")
+    if result["skipped"]:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -42,7 +42,10 @@ def print_pipeline(result: dict[str, Any]) -> None:
         console.print("\n[bold]static-image action recognition[/bold] (mean ± std over seeds)")
         console.print(results["recognize"]["markdown"], soft_wrap=True)
     if "potential" in results:
-        for method, rho in results["potential"]["spearman"].items():
-            console.print(f"motion potential vs true mean motion, Spearman ρ, {method}: {rho:.3f}")
+        for r in results["potential"]["agreement"]:
+            if r["spearman"] == r["spearman"]:  # NaN: the method gives every image one value
+                console.print(f"motion potential vs true mean motion, {r['method']}: Spearman ρ {r['spearman']:.3f} "
+                              f"[{r['spearman_low']:.3f}, {r['spearman_high']:.3f}], Kendall τ {r['kendall']:.3f} "
+                              f"[{r['kendall_low']:.3f}, {r['kendall_high']:.3f}] (95 % bootstrap)")
     console.print(f"MLflow parent run {result['run_id']} (experiment {result['experiment']}) in "
                   f"{result['tracking_uri']}; compare two runs with: im2flow compare RUN_A RUN_B")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -12,18 +11,16 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.galleries import flow_row, stack_rows
+from flows.galleries import flow_row, potential_gallery, stack_rows
 from flows.previews import png_data_uri
-from im2flow_core.flow_encoding import decode_flow
-from im2flow_core.flow_metrics import COLUMNS, PAPER_HEADERS, mean_scores, spearman
-from im2flow_core.inference import motion_potential, predict_flow_images
+from im2flow_core.flow_metrics import COLUMNS, PAPER_HEADERS, mean_scores
 from im2flow_storage import open_flow_store
-from im2flow_storage.images import read_rgb_image
 from im2flow_storage.paths import eval_url, potential_url
 from im2flow_storage.reports import csv_text, write_report_files
-from im2flow_storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
 from tasks.evaluate import METHODS, evaluate_split, fit_baselines
+from tasks.potential import (agreement_table, gallery_entries, image_files, potential_estimator, score_images,
+                             still_images)
 from tasks.models import load_generator
 from tasks.tracking import check_tracking, default_tracking_uri, git_commit, log_artifact_url, tracked_run
 from tasks.train_data import resolve_device
@@ -77,19 +74,24 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig()) -> dict[str,
     result = evaluate_split(store.url, config.model, work_dir, config, k)
     rows = result["rows"]
     table = results_table(rows)
+    truth = np.array([r["true_mean_magnitude"] for r in rows if r["method"] == "Im2Flow"])
+    potential = agreement_table({m: np.array([r["potential_px"] for r in rows if r["method"] == m])
+                                 for m in METHODS if any(r["method"] == m for r in rows)}, truth)
+    by_method = {r["method"]: r for r in potential}
     for entry in table:
-        method_rows = [r for r in rows if r["method"] == entry["method"]]
-        entry["potential_spearman"] = spearman(np.array([r["pred_mean_magnitude"] for r in method_rows]),
-                                               np.array([r["true_mean_magnitude"] for r in method_rows]))
+        for stat in ("spearman", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high"):
+            entry[f"potential_{stat}"] = by_method[entry["method"]][stat]
     labels = sorted({r["label"] for r in rows})
     per_class = [{"method": m, "label": lab, "frames": sum(1 for r in rows if r["method"] == m and r["label"] == lab),
                   **mean_scores([r for r in rows if r["method"] == m and r["label"] == lab])}
                  for m in METHODS for lab in labels]
-    markdown = markdown_table(table, "potential_spearman")
+    markdown = (markdown_table(table) + "\n\nMotion potential vs the true mean magnitude of each frame "
+                "(rank agreement, 95 % bootstrap intervals):\n\n" + agreement_markdown(potential))
     examples = _examples_image(result, rows, k)
     ok, png = cv2.imencode(".png", cv2.cvtColor(examples, cv2.COLOR_RGB2BGR))
     out_dir = eval_url(work_dir, config.split)
-    files = {"table.csv": csv_text(table), "table.md": markdown + "\n", "per_class.csv": csv_text(per_class),
+    files = {"table.csv": csv_text(table), "table.md": markdown + "\n", "potential.csv": csv_text(potential),
+             "per_class.csv": csv_text(per_class),
              "per_image.csv": csv_text(rows), "examples.png": png.tobytes()}
     paths = write_report(out_dir, files)
     with tracked_run(tracking_uri, config.experiment, f"evaluate-{config.split}",
@@ -114,77 +116,90 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig()) -> dict[str,
     return {"table": table, "markdown": markdown, "out_dir": out_dir, "run_id": parent.info.run_id}
 
 
+POTENTIAL_NOTE = ("Motion potential: the motion a still image implies, in pixels per frame at the image's own "
+                  "resolution (the mean predicted flow magnitude over the image, or G's calibrated estimate of the "
+                  "true mean magnitude when the model carries one). Higher = more motion expected. ρ and τ: rank "
+                  "agreement with the true mean magnitude (1 = same order, 0 = unrelated), with 95 % bootstrap "
+                  "intervals.")
+
+
+def _split_frames(store: Any, split: str, nearest: Any, nn_scores: dict[str, float]) -> Any:
+    """(video id, middle frame, true mean magnitude) of each video of `split`; the NN's score on the side."""
+    for record in store.records(complete_only=True):
+        if record.split != split or record.n_flows == 0:
+            continue
+        rgb, true = store.read_pair(record.video_id, record.n_flows // 2)
+        nn_scores[record.video_id] = float(np.linalg.norm(nearest.predict(rgb), axis=-1).mean())
+        yield record.video_id, rgb, float(np.linalg.norm(true, axis=-1).mean())
+
+
+def agreement_markdown(table: list[dict[str, Any]]) -> str:
+    """Rank agreement rows as Markdown: ρ and τ with their intervals."""
+    lines = ["| method | Spearman ρ [95 % CI] | Kendall τ [95 % CI] |", "|---|---|---|"]
+    for r in table:
+        cells = [f"{_fmt(r[k])} [{_fmt(r[k + '_low'])}, {_fmt(r[k + '_high'])}]" if math.isfinite(r[k]) else "n/a"
+                 for k in ("spearman", "kendall")]
+        lines.append(f"| {r['method']} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 @flow(name="potential", log_prints=True)
 def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
-    """Rank still images by motion potential (mean predicted magnitude, px).
+    """Rank still images (files or folders) by motion potential, or with `images` None the middle frame of every
+    video of `config.split`, scored against its true mean magnitude beside the nearest-neighbour baseline.
 
-    With `images` None, the middle frame of every video of `config.split` is ranked, and the rank
-    correlation with the true mean magnitude is reported for G and the nearest-neighbour baseline.
+    Unreadable images are named and skipped. Writes ranking.csv, agreement.csv, gallery.png (top and
+    bottom of the ranking, with their true motion when known) and skipped.csv; logs ρ and τ to MLflow.
     """
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)
     generator = load_generator(config.model, work_dir, tracking_uri)
     device = resolve_device(config.device)
     generator = generator.to(device)
-    entries: list[dict[str, Any]] = []
-    truth: dict[int, float] = {}
-    store = None
+    estimator = potential_estimator(getattr(generator, "potential_calibration", None))
+    nn_scores: dict[str, float] = {}
     if images is None:
         store = open_flow_store(work_dir, config.store_fingerprint)
-        videos = [r.video_id for r in store.records(complete_only=True) if r.split == config.split]
-        for s in sample_index(store, videos, {v: 0 for v in videos}, 1):
-            rgb, true = store.read_pair(s.video_id, store.record(s.video_id).n_flows // 2)  # type: ignore[union-attr]
-            truth[len(entries)] = float(np.linalg.norm(true, axis=-1).mean())
-            entries.append({"image": f"{s.video_id}", "rgb": rgb})
+        items = _split_frames(store, config.split, fit_baselines(store, config).nearest, nn_scores)
     else:
-        for path in images:
-            rgb = read_rgb_image(path)
-            if rgb is None:
-                raise ValueError(f"cannot read {path} as an image")
-            entries.append({"image": path, "rgb": rgb})
-    if not entries:
-        raise ValueError("no images to rank")
-    for entry in entries:
-        image = predict_flow_images(generator, [entry["rgb"]], generator.config.input_size, device)[0]
-        entry["flow"] = decode_flow(image)
-        entry["potential_px"] = motion_potential(image)
-        entry["potential_fg_px"] = motion_potential(image, image[..., 2] > config.fg_threshold_px)
-    ranked = sorted(entries, key=lambda e: -e["potential_px"])
-    table = [{"rank": i + 1, "image": e["image"], "potential_px": round(e["potential_px"], 4),
-              "potential_fg_px": round(e["potential_fg_px"], 4) if math.isfinite(e["potential_fg_px"]) else "",
-              **({"true_mean_magnitude_px": round(truth[entries.index(e)], 4)} if truth else {})}
-             for i, e in enumerate(ranked)]
-    correlations: dict[str, float] = {}
-    if truth and store is not None:
-        order = range(len(entries))
-        true_values = np.array([truth[i] for i in order])
-        correlations["Im2Flow"] = spearman(np.array([entries[i]["potential_px"] for i in order]), true_values)
-        nearest = fit_baselines(store, config).nearest
-        nn_values = np.array([float(np.linalg.norm(nearest.predict(entries[i]["rgb"]), axis=-1).mean()) for i in order])
-        correlations["Nearest neighbour"] = spearman(nn_values, true_values)
-        correlations["Mean flow"] = math.nan  # one prediction for every image: no ranking
-        correlations["Zero flow"] = math.nan
-    k = min(config.gallery_k, len(ranked))
-    scale = max(float(np.linalg.norm(e["flow"], axis=-1).max()) for e in ranked[:k] + ranked[-k:])
-    gallery = stack_rows([flow_row(e["rgb"], [e["flow"]], f"#{table[i]['rank']} {e['potential_px']:.3f} px "
-                                   f"{Path(e['image']).name}", scale)
-                          for i, e in list(enumerate(ranked))[:k] + list(enumerate(ranked))[-k:]],
-                         f"top {k} and bottom {k} by motion potential")
+        items = still_images(image_files(images))
+    result = score_images(generator, items, estimator, device, config.batch_size, config.gallery_k,
+                          config.fg_threshold_px)
+    rows = result["rows"]
+    if not rows:
+        raise ValueError("no readable images to rank" + (f" (unreadable: {', '.join(result['skipped'][:5])})"
+                                                          if result["skipped"] else ""))
+    ranked = sorted(rows, key=lambda r: -r["potential_px"])
+    table = [{"rank": i + 1, **{k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else
+                                    ("" if isinstance(v, float) else v)) for k, v in r.items()}}
+             for i, r in enumerate(ranked)]
+    agreement: list[dict[str, Any]] = []
+    if images is None:
+        truth = np.array([r["true_mean_magnitude_px"] for r in rows])
+        agreement = agreement_table({"Im2Flow": np.array([r["potential_px"] for r in rows]),
+                                     "Nearest neighbour": np.array([nn_scores[r["image"]] for r in rows]),
+                                     "Zero flow": np.zeros(len(rows)), "Mean flow": np.ones(len(rows))}, truth)
+    rank_of = {r["image"]: r["rank"] for r in table}
+    gallery = potential_gallery(gallery_entries(result["extremes"], rank_of), rank_of)
     ok, png = cv2.imencode(".png", cv2.cvtColor(gallery, cv2.COLOR_RGB2BGR))
     out_dir = potential_url(work_dir)
-    corr_rows = [{"method": m, "spearman": v} for m, v in correlations.items()]
     files: dict[str, str | bytes] = {"ranking.csv": csv_text(table), "gallery.png": png.tobytes()}
-    if corr_rows:
-        files["spearman.csv"] = csv_text(corr_rows)
+    if agreement:
+        files["agreement.csv"] = csv_text(agreement)
+    if result["skipped"]:
+        files["skipped.csv"] = csv_text([{"image": name, "error": "cannot read as an image"}
+                                         for name in result["skipped"]])
     paths = write_report(out_dir, files)
     with tracked_run(tracking_uri, config.experiment, "potential", tags={"git_commit": git_commit()}) as run:
         for path in paths:
             log_artifact_url(path)
-        mlflow.log_metrics({f"potential_spearman_{m.lower().replace(' ', '_')}": v
-                            for m, v in correlations.items() if math.isfinite(v)})
-    corr_md = "".join(f"| {m} | {_fmt(v)} |\n" for m, v in correlations.items())
+        mlflow.log_metrics({f"potential_{stat}_{r['method'].lower().replace(' ', '_')}": r[stat] for r in agreement
+                            for stat in ("spearman", "spearman_low", "spearman_high", "kendall", "kendall_low",
+                                         "kendall_high") if math.isfinite(r[stat])})
     create_markdown_artifact(
-        "# Motion potential\n\n" + (f"Spearman with the true mean magnitude:\n\n| method | ρ |\n|---|---|\n{corr_md}\n"
-                                    if corr_md else "") + f"![gallery]({png_data_uri(gallery)})",
-        key="motion-potential", description="Images ranked by how much motion they imply")
-    return {"ranking": table, "spearman": correlations, "out_dir": out_dir, "run_id": run.info.run_id}
+        "# Motion potential\n\n" + POTENTIAL_NOTE + "\n\n"
+        + (agreement_markdown(agreement) + "\n\n" if agreement else "")
+        + f"![gallery]({png_data_uri(gallery)})", key="motion-potential",
+        description="Images ranked by how much motion they imply")
+    return {"ranking": table, "spearman": {r["method"]: r["spearman"] for r in agreement}, "agreement": agreement,
+            "skipped": result["skipped"], "out_dir": out_dir, "run_id": run.info.run_id, "note": POTENTIAL_NOTE}

@@ -32,6 +32,21 @@ def stack_rows(rows: list[np.ndarray], title: str) -> np.ndarray:
     return _caption(np.concatenate(padded, axis=0), title)
 
 
+def potential_gallery(extremes: list[dict], rank_of: dict[str, int]) -> np.ndarray:
+    """Rows of the top and bottom of a motion-potential ranking (`extremes` in rank order): frame, predicted flow,
+    captions with rank, potential and (when known) the true mean motion, all flows on one colour scale.
+    """
+    scale = max(max(float(np.linalg.norm(e["flow"], axis=-1).max()) for e in extremes), 1e-3)
+    rows = []
+    for e in extremes:
+        truth = e.get("true_mean_magnitude_px", float("nan"))
+        true_text = f" | true {truth:.3f} px" if truth == truth else ""  # NaN: no truth for a still
+        name = e["image"].rsplit("/", 1)[-1]
+        rows.append(flow_row(e["rgb"], [e["flow"]], f"#{rank_of[e['image']]} {e['potential_px']:.3f} px{true_text} "
+                             f"{name}", scale))
+    return stack_rows(rows, "top and bottom by motion potential (frame | predicted flow)")
+
+
 def confusion_image(matrix: np.ndarray, labels: list[str], title: str, cell: int = 28) -> np.ndarray:
     """A confusion matrix `(C, C)` (rows true, columns predicted) as a heat map with counts, RGB uint8."""
     n = len(labels)

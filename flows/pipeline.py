@@ -63,7 +63,8 @@ def headline_metrics(stage: str, summary: dict[str, Any]) -> dict[str, float]:
             out[f"acc_{row['method']}_std"] = row["acc_std"]
             out[f"video_acc_{row['method']}"] = row["video_acc"]
     elif stage == "potential":
-        out = {f"potential_spearman_{m.lower().replace(' ', '_')}": v for m, v in summary["spearman"].items()}
+        out = {f"potential_{stat}_{r['method'].lower().replace(' ', '_')}": r[stat] for r in summary["agreement"]
+               for stat in ("spearman", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high")}
     else:
         out = {metric: summary.get(field) for field, metric in HEADLINE_METRICS.get(stage, {}).items()}
     return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}

@@ -309,6 +309,7 @@ class EvalConfig(_StageConfig):
     fg_mask_dir: Path | None = Field(None, description="user masks: <dir>/<video_id>/<t:06d>.png, non-zero = fg")
     min_norm_px: float = Field(1e-3, gt=0, description="shorter vectors have no direction (DS = OS = 0)")
     gallery_k: int = Field(6, ge=1, description="top and bottom images in galleries")
+    batch_size: int = Field(32, ge=1, description="images G predicts at once")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mlflow_tracking_uri: str | None = None
     experiment: str = "im2flow-eval"

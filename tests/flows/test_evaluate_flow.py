@@ -57,16 +57,23 @@ def test_potential_ranks_images_and_a_split(trained, tmp_path):
     assert [r["rank"] for r in ranking] == list(range(1, len(ranking) + 1)) and len(ranking) == 2  # 2 test videos
     assert ranking[0]["potential_px"] >= ranking[-1]["potential_px"]
     assert set(split["spearman"]) == {"Im2Flow", "Nearest neighbour", "Mean flow", "Zero flow"}
+    im2flow = next(r for r in split["agreement"] if r["method"] == "Im2Flow")
+    assert set(im2flow) >= {"spearman", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high"}
+    assert all("true_mean_magnitude_px" in r for r in ranking)
     gallery = cv2.imread(f"{split['out_dir']}/gallery.png")
     assert gallery is not None and gallery.shape[0] > 100
     still = np.full((40, 50, 3), 120, np.uint8)
     busy = np.random.default_rng(0).integers(0, 255, (45, 33, 3), dtype=np.uint8)
-    cv2.imwrite(str(tmp_path / "still.png"), still)
-    cv2.imwrite(str(tmp_path / "busy.jpg"), busy)
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    cv2.imwrite(str(stills / "still.png"), still)
+    cv2.imwrite(str(stills / "busy.jpg"), busy)
+    (stills / "broken.png").write_bytes(b"not an image")
     result = CliRunner(env={"MLFLOW_TRACKING_URI": uri}).invoke(
-        app, ["potential", str(tmp_path / "still.png"), str(tmp_path / "busy.jpg"), "--work-dir", work,
-              "--model", model])
-    assert result.exit_code == 0, result.output
+        app, ["potential", str(stills), "--work-dir", work, "--model", model])  # a folder of stills
+    assert result.exit_code == 1, result.output  # one image was unreadable: named, the rest ranked
+    assert "broken.png" in result.output and "pixels per frame" in result.output
+    assert "broken.png" in open(f"{work}/potential/skipped.csv").read()
     with open(f"{work}/potential/ranking.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert {r["image"] for r in rows} == {str(tmp_path / "still.png"), str(tmp_path / "busy.jpg")}
+    assert {r["image"] for r in rows} == {str(stills / "still.png"), str(stills / "busy.jpg")}
