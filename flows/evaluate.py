@@ -19,8 +19,7 @@ from im2flow_storage.paths import eval_url, potential_url
 from im2flow_storage.reports import csv_text, write_report_files
 from tasks.config import EvalConfig
 from tasks.evaluate import METHODS, evaluate_split, fit_baselines
-from tasks.potential import (agreement_table, gallery_entries, image_files, potential_estimator, score_images,
-                             still_images)
+from tasks.potential import agreement_table, gallery_entries, image_files, score_images, still_images
 from tasks.models import load_generator
 from tasks.tracking import check_tracking, default_tracking_uri, git_commit, log_artifact_url, tracked_run
 from tasks.train_data import resolve_device
@@ -117,8 +116,8 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig()) -> dict[str,
 
 
 POTENTIAL_NOTE = ("Motion potential: the motion a still image implies, in pixels per frame at the image's own "
-                  "resolution (the mean predicted flow magnitude over the image, or G's calibrated estimate of the "
-                  "true mean magnitude when the model carries one). Higher = more motion expected. ρ and τ: rank "
+                  "resolution (G's potential head's estimate of the image's true mean flow magnitude; the mean "
+                  "predicted magnitude for models without a head). Higher = more motion expected. ρ and τ: rank "
                   "agreement with the true mean magnitude (1 = same order, 0 = unrelated), with 95 % bootstrap "
                   "intervals.")
 
@@ -156,15 +155,13 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     generator = load_generator(config.model, work_dir, tracking_uri)
     device = resolve_device(config.device)
     generator = generator.to(device)
-    estimator = potential_estimator(getattr(generator, "potential_calibration", None))
     nn_scores: dict[str, float] = {}
     if images is None:
         store = open_flow_store(work_dir, config.store_fingerprint)
         items = _split_frames(store, config.split, fit_baselines(store, config).nearest, nn_scores)
     else:
         items = still_images(image_files(images))
-    result = score_images(generator, items, estimator, device, config.batch_size, config.gallery_k,
-                          config.fg_threshold_px)
+    result = score_images(generator, items, device, config.batch_size, config.gallery_k, config.fg_threshold_px)
     rows = result["rows"]
     if not rows:
         raise ValueError("no readable images to rank" + (f" (unreadable: {', '.join(result['skipped'][:5])})"

@@ -37,8 +37,21 @@ def predict_flow_images(model: UNetGenerator, images: list[np.ndarray], input_sh
     Images of one size go through G together (one batch: pass as many as fit on the device); in eval
     mode the result does not depend on the batch.
     """
+    return predict_flow_and_features(model, images, input_short_side, device, features=False)[0]
+
+
+@torch.no_grad()
+def predict_flow_and_features(model: UNetGenerator, images: list[np.ndarray], input_short_side: int,
+                              device: str | torch.device = "cpu",
+                              features: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """As `predict_flow_images`, plus each image's pooled activations of G `(F,) float32`
+    (`im2flow_core.potential_head.pooled_activations`; an empty list when `features` is False).
+    """
+    from im2flow_core.potential_head import pooled_activations
+
     model.eval()
     out: list[np.ndarray | None] = [None] * len(images)
+    pooled: list[np.ndarray | None] = [None] * len(images)
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, rgb in enumerate(images):
         if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -48,13 +61,19 @@ def predict_flow_images(model: UNetGenerator, images: list[np.ndarray], input_sh
         h2, w2 = network_size(height, width, input_short_side, model.stride)
         shrink = h2 * w2 < height * width
         batch = torch.stack([rgb_to_tensor(cv2.resize(images[i], (w2, h2), interpolation=cv2.INTER_AREA if shrink
-                                                      else cv2.INTER_LINEAR)) for i in indices])
-        preds = model.to_flow_image(model(batch.to(device))).permute(0, 2, 3, 1).float().cpu().numpy()
+                                                      else cv2.INTER_LINEAR)) for i in indices]).to(device)
+        if features:
+            raw, activations = pooled_activations(model, batch)
+            for i, row in zip(indices, activations.cpu().numpy()):
+                pooled[i] = row
+        else:
+            raw = model(batch)
+        preds = model.to_flow_image(raw).permute(0, 2, 3, 1).float().cpu().numpy()
         ratio = np.array([width / w2, height / h2], np.float32)
         for i, pred in zip(indices, preds):
             flow = decode_flow(pred)  # (h2, w2, 2) px of the resized image
             out[i] = encode_flow(cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * ratio)
-    return out  # type: ignore[return-value]
+    return out, (pooled if features else [])  # type: ignore[return-value]
 
 
 def motion_potential(flow_image: np.ndarray, mask: np.ndarray | None = None) -> float:

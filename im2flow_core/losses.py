@@ -1,4 +1,4 @@
-"""Im2Flow's loss: L = w_pixel · L_pixel + λ · L_content (Gao, Xiong & Grauman 2018, Eq. 2).
+"""Im2Flow's loss: L = w_pixel · L_pixel + λ · L_content (Gao, Xiong & Grauman 2018, Eq. 2) [+ w_pot · L_potential].
 
 All tensors are model-space flow images `(N, 3, H, W)`: (sin θ, cos θ, M / scale).
 - L_pixel: mean squared error per element, i.e. over N·3·H·W (the paper's L2; exactly the released
@@ -10,6 +10,8 @@ All tensors are model-space flow images `(N, 3, H, W)`: (sin θ, cos θ, M / sca
   φ_j(y) and φ_j(ŷ) normalised by D_j·H_j·W_j: "l2" = mean squared difference (the paper; as in
   Johnson et al.'s perceptual loss), "l1" = mean absolute difference (the released code). Averaged
   over j. λ = 0 gives the pixel-only ablation (φ is then not run).
+- L_potential (ours, off by default): |mean M̂ − mean M| per image, so the image mean of the predicted
+  magnitude — the motion potential — is calibrated (see docs/evaluation.md).
 Defaults follow the released code (w_pixel 50, λ 1, L1 on layer2) because it produced the
 paper's numbers; the paper's L2 is one setting away.
 """
@@ -37,6 +39,8 @@ class LossConfig(BaseModel):
     magnitude_weighting: bool = True
     magnitude_norm: Literal["l2", "l1"] = Field(
         "l2", description="penalty on the M channel: l2 (the paper) or l1 (its median, 0 where motion is unsure)")
+    potential_weight: float = Field(0.0, ge=0, description="weight of |mean M̂ − mean M| per image (motion "
+                                                          "potential); 0 = the paper's loss")
 
     @field_validator("content_layers")
     @classmethod
@@ -53,6 +57,7 @@ class LossTerms:
     total: torch.Tensor
     pixel: torch.Tensor
     content: torch.Tensor
+    potential: torch.Tensor
 
 
 def pixel_loss(pred: torch.Tensor, target: torch.Tensor, magnitude_weighting: bool = True,
@@ -69,6 +74,16 @@ def pixel_loss(pred: torch.Tensor, target: torch.Tensor, magnitude_weighting: bo
     error = pred[:, 2] - target[:, 2]
     magnitude = error.abs() if magnitude_norm == "l1" else error.pow(2)
     return (direction + magnitude).mean() / 3  # three channels per pixel: the mean over elements
+
+
+def potential_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over images of |mean M̂ − mean M| (model-space M, i.e. px / scale) for `(N, 3, H, W)` flow images.
+
+    The image's mean magnitude is the motion potential; a per-pixel L1 on M regresses each pixel's
+    median, which is 0 wherever motion is unsure, so its image mean says little about how much moves.
+    This term asks the predicted mass of motion to match the true one, wherever G places it.
+    """
+    return (pred[:, 2].mean((1, 2)) - target[:, 2].mean((1, 2))).abs().mean()
 
 
 def content_loss(phi: nn.Module, pred: torch.Tensor, target: torch.Tensor, layers: tuple[str, ...],
@@ -114,4 +129,6 @@ class Im2FlowLoss(nn.Module):
             content = content_loss(self.phi, pred, target, c.content_layers, c.content_norm)  # type: ignore[arg-type]
         else:
             content = torch.zeros((), device=pred.device)
-        return LossTerms(c.pixel_weight * pixel + c.content_weight * content, pixel, content)
+        potential = potential_loss(pred, target) if c.potential_weight > 0 else torch.zeros((), device=pred.device)
+        total = c.pixel_weight * pixel + c.content_weight * content + c.potential_weight * potential
+        return LossTerms(total, pixel, content, potential)

@@ -1,14 +1,11 @@
-"""Motion potential: how much motion a still image implies, estimated from G's flow image.
+"""Summary statistics of G's predicted magnitude M, the estimators a motion potential could use.
 
-The plain estimate is the mean predicted magnitude M over the image (px per frame, at the image's
-own resolution). Summary features of the predicted M (`potential_features`) can also be mapped to
-the true mean magnitude by a ridge regression fitted on frames whose true flow is known
-(`fit_potential_calibration`): a calibrated estimator in the same unit.
+`benchmarks/potential_estimators.py` compares each against the true mean magnitude (docs/evaluation.md);
+the product uses the mean M (`im2flow_core.inference.motion_potential`) or G's potential head
+(`im2flow_core.potential_head`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,36 +21,3 @@ def potential_features(flow_image: np.ndarray) -> np.ndarray:
     return np.array([magnitude.mean(), magnitude[moving].mean() if moving.any() else 0.0,
                      (magnitude > 0.25).mean(), moving.mean(), (magnitude > 1).mean(), (magnitude > 2).mean(),
                      np.percentile(magnitude, 90), np.percentile(magnitude, 99)])
-
-
-@dataclass(frozen=True)
-class PotentialCalibration:
-    """A linear map from `potential_features` (standardised) to the true mean magnitude, px."""
-
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    weights: tuple[float, ...]
-    bias: float
-
-    def predict(self, features: np.ndarray) -> float:
-        """Calibrated motion potential (px) of one image's features."""
-        z = (np.asarray(features, np.float64) - np.array(self.mean)) / np.array(self.scale)
-        return float(z @ np.array(self.weights) + self.bias)
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain data, to store beside model weights."""
-        return {"mean": list(self.mean), "scale": list(self.scale), "weights": list(self.weights), "bias": self.bias}
-
-
-def fit_potential_calibration(features: list[np.ndarray], true_mean_magnitudes: list[float],
-                              ridge: float = 1.0) -> PotentialCalibration:
-    """Ridge regression of the true mean magnitude (px) on standardised features; needs ≥ 2 frames."""
-    x = np.stack([np.asarray(f, np.float64) for f in features])
-    y = np.asarray(true_mean_magnitudes, np.float64)
-    if len(x) < 2 or len(x) != len(y):
-        raise ValueError("a calibration needs at least two frames, each with a true mean magnitude")
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0] = 1.0
-    z = (x - mean) / scale
-    weights = np.linalg.solve(z.T @ z + ridge * np.eye(z.shape[1]), z.T @ (y - y.mean()))
-    return PotentialCalibration(tuple(mean), tuple(scale), tuple(weights), float(y.mean()))

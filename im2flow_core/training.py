@@ -168,9 +168,11 @@ class GeneratorTrainable:
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()
-        return {"loss": terms.total.item(), "loss_pixel": terms.pixel.item(), "loss_content": terms.content.item()}
+        return {"loss": terms.total.item(), "loss_pixel": terms.pixel.item(), "loss_content": terms.content.item(),
+                "loss_potential": terms.potential.item()}
 
     def val_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """See Trainable."""
         terms = self._terms(batch)
-        return {"loss": terms.total.item(), "loss_pixel": terms.pixel.item(), "loss_content": terms.content.item()}
+        return {"loss": terms.total.item(), "loss_pixel": terms.pixel.item(), "loss_content": terms.content.item(),
+                "loss_potential": terms.potential.item()}

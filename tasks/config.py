@@ -270,6 +270,8 @@ class TrainConfig(_StageConfig):
     lr_decay_start: int | None = Field(None, ge=0, description="epoch from which the lr decays linearly to 0")
     patience: int = Field(5, ge=1, description="epochs without a better validation loss before stopping")
     num_workers: int = Field(1, ge=0, description="DataLoader worker processes")
+    potential_head_frames: int = Field(4096, ge=4, description="train-split frames the motion-potential head is "
+                                                               "fitted on")
     mlflow_tracking_uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI, else W/mlflow.db")
     experiment: str = "im2flow-train"
     registered_model: str = "im2flow-generator"

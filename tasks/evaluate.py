@@ -11,13 +11,12 @@ from prefect import task
 from im2flow_core.baselines import MeanFlowBaseline, NearestNeighbourBaseline, appearance_descriptor, zero_flow
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_metrics import canny_mask, foreground_mask, image_scores
-from im2flow_core.inference import predict_flow_images
 from im2flow_storage import open_flow_store
 from im2flow_storage.flow_store import FlowStore
 from im2flow_storage.images import read_foreground_mask
 from im2flow_storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
-from tasks.potential import potential_estimator
+from tasks.potential import predict_with_potential
 from tasks.models import load_generator
 from tasks.train_data import resolve_device
 
@@ -55,7 +54,7 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
 
     Returns {"rows": [...], "examples": {(video_id, t): {...}}, "train_frames": n}. A row has the
     method, video id, label, t, the nine metrics, the true and predicted mean magnitudes, and the
-    method's motion potential (Im2Flow: `tasks.potential.potential_estimator`; baselines: their mean magnitude).
+    method's motion potential (Im2Flow: `tasks.potential.predict_with_potential`; baselines: their mean magnitude).
     Examples (frames and flows) are kept only for the `examples_k` best and worst frames by
     Im2Flow's EPE, so memory stays bounded on large splits.
     """
@@ -66,7 +65,6 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
     baselines = fit_baselines(store, config)
     device = resolve_device(config.device)
     generator = load_generator(model, work_dir, config.mlflow_tracking_uri).to(device).eval()
-    estimator = potential_estimator(getattr(generator, "potential_calibration", None))
     label_of = {r.video_id: r.label for r in videos}
     samples = sample_index(store, list(label_of), {v: 0 for v in label_of}, config.frames_per_video)
     rows, examples = [], {}
@@ -76,7 +74,7 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
         user = (read_foreground_mask(config.fg_mask_dir, s.video_id, s.t, rgb.shape[:2])
                 if config.fg_mask_dir is not None else None)
         masks["fg"] = user if user is not None else foreground_mask(true, config.fg_threshold_px, config.fg_kernel)
-        image = predict_flow_images(generator, [rgb], generator.config.input_size, device)[0]
+        (image,), (potential,) = predict_with_potential(generator, [rgb], device)
         predictions = {
             "Im2Flow": decode_flow(image),
             "Nearest neighbour": baselines.nearest.predict(rgb),
@@ -89,7 +87,7 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
             magnitude = float(np.linalg.norm(pred, axis=-1).mean())
             rows.append({"method": method, "video_id": s.video_id, "label": label_of[s.video_id], "t": s.t, **scores,
                          "true_mean_magnitude": true_magnitude, "pred_mean_magnitude": magnitude,
-                         "potential_px": estimator(image) if method == "Im2Flow" else magnitude})
+                         "potential_px": potential if method == "Im2Flow" else magnitude})
         examples[(s.video_id, s.t)] = {"rgb": rgb, "true": true, "Im2Flow": predictions["Im2Flow"],
                                        "Nearest neighbour": predictions["Nearest neighbour"]}
         if len(examples) > 4 * examples_k:

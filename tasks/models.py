@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from im2flow_core.potential_head import PotentialHead
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage.checkpoints import load_checkpoint
 from tasks.model_registry import load_registered_generator_blob
@@ -21,8 +22,11 @@ def load_generator_export(path: str) -> UNetGenerator:
 
 
 def _generator(blob: dict) -> UNetGenerator:
+    """G from an export blob; its motion-potential head, when the export has one, as `model.potential_head`."""
     model = UNetGenerator(GeneratorConfig(**blob["generator_config"]))
     model.load_state_dict(blob["state_dict"])
+    head = blob.get("potential_head")
+    model.potential_head = PotentialHead.from_state(head) if head is not None else None
     return model.eval()
 
 

@@ -8,27 +8,54 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from im2flow_core.flow_encoding import decode_flow
-from im2flow_core.inference import motion_potential, predict_flow_images
-from im2flow_core.motion_potential import PotentialCalibration, potential_features
+from im2flow_core.inference import motion_potential, predict_flow_and_features
+from im2flow_core.potential_head import PotentialHead, fit_potential_head
+from im2flow_core.splits import group_of
 from im2flow_core.rank_stats import rank_agreement
 from im2flow_core.unet import UNetGenerator
+from im2flow_storage.flow_store import FlowStore
 from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image
+from im2flow_storage.torch_datasets import sample_index
 
-Estimator = Callable[[np.ndarray], float]
+def predict_with_potential(generator: UNetGenerator, images: list[np.ndarray], device: Any
+                           ) -> tuple[list[np.ndarray], list[float]]:
+    """G's flow images `(H, W, 3)` for RGB images and each image's motion potential (px).
+
+    The potential is G's potential head's estimate when the model carries one (`generator.potential_head`,
+    set by `tasks.models`), else the mean predicted magnitude.
+    """
+    head: PotentialHead | None = getattr(generator, "potential_head", None)
+    flows, features = predict_flow_and_features(generator, images, generator.config.input_size, device,
+                                                features=head is not None)
+    if head is None:
+        return flows, [motion_potential(image) for image in flows]
+    return flows, [float(v) for v in head.predict(np.stack(features))]
 
 
-def potential_estimator(calibration: PotentialCalibration | None) -> Estimator:
-    """Motion potential (px) of a flow image: the calibrated estimate when G carries a calibration, else mean M."""
-    if calibration is None:
-        return motion_potential
-    return lambda image: calibration.predict(potential_features(image))
+def fit_head_on_store(generator: UNetGenerator, store: FlowStore, video_ids: list[str], device: Any,
+                      max_frames: int = 4096, batch_size: int = 64) -> PotentialHead:
+    """G's potential head fitted on frames of `video_ids` (at most `max_frames`, spread evenly over the
+    videos), each with its true mean magnitude; cross-validated by video group (im2flow_core.splits.group_of).
+    """
+    per_video = max(1, max_frames // max(1, len(video_ids)))
+    samples = sample_index(store, video_ids, {v: 0 for v in video_ids}, per_video)[:max_frames]
+    features, truth, groups = [], [], []
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        pairs = [store.read_pair(s.video_id, s.t) for s in chunk]
+        _, pooled = predict_flow_and_features(generator, [rgb for rgb, _ in pairs], generator.config.input_size,
+                                              device)
+        features += pooled
+        truth += [float(np.linalg.norm(flow, axis=-1).mean()) for _, flow in pairs]
+        groups += [group_of(s.video_id) for s in chunk]
+    return fit_potential_head(np.stack(features), np.array(truth), groups)
 
 
 def image_files(paths: Iterable[str]) -> list[str]:
@@ -67,8 +94,7 @@ class _Extremes:
 
 
 def score_images(generator: UNetGenerator, items: Iterator[tuple[str, np.ndarray | None, float | None]],
-                 estimator: Estimator, device: Any, batch_size: int = 32, gallery_k: int = 6,
-                 fg_threshold_px: float = 0.5) -> dict[str, Any]:
+                 device: Any, batch_size: int = 32, gallery_k: int = 6, fg_threshold_px: float = 0.5) -> dict[str, Any]:
     """Score `(name, rgb or None if unreadable, true mean magnitude or None)` items in batches of G.
 
     Returns rows (name, potential_px, mean_m_px, potential_fg_px, true_mean_magnitude_px), the
@@ -79,10 +105,10 @@ def score_images(generator: UNetGenerator, items: Iterator[tuple[str, np.ndarray
     extremes = _Extremes(gallery_k)
 
     def flush(batch: list[tuple[str, np.ndarray, float | None]]) -> None:
-        images = predict_flow_images(generator, [rgb for _, rgb, _ in batch], generator.config.input_size, device)
-        for (name, rgb, truth), image in zip(batch, images):
+        images, potentials = predict_with_potential(generator, [rgb for _, rgb, _ in batch], device)
+        for (name, rgb, truth), image, potential in zip(batch, images, potentials):
             fg = motion_potential(image, image[..., 2] > fg_threshold_px)
-            row = {"image": name, "potential_px": estimator(image), "mean_m_px": motion_potential(image),
+            row = {"image": name, "potential_px": potential, "mean_m_px": motion_potential(image),
                    "potential_fg_px": fg if math.isfinite(fg) else math.nan,
                    "true_mean_magnitude_px": math.nan if truth is None else truth}
             rows.append(row)

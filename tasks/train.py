@@ -25,6 +25,7 @@ from im2flow_storage.checkpoints import load_checkpoint, save_checkpoint
 from im2flow_storage.paths import join, local_copy
 from im2flow_storage.torch_datasets import FlowPairDataset
 from tasks.config import TrainConfig
+from tasks.potential import fit_head_on_store
 from tasks.tracking import flatten, tracked_run
 from tasks.train_data import TrainingData, epoch_loader, make_datasets, resolve_device
 
@@ -179,9 +180,20 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
                     max_epochs=config.epochs, patience=config.patience, state=state, on_epoch_end=on_epoch_end)
         if best_state is not None:
             generator.load_state_dict(best_state)
-        generator = generator.cpu().eval()
+        generator = generator.eval()
+        # The motion-potential head reads G's activations (im2flow_core.potential_head): fitted now, on
+        # the whole train split's frames and their true mean motion, cross-validated by video group.
         export = {"kind": "im2flow-generator", "generator_config": gen_config.model_dump(mode="json"),
-                  "labels": data.labels, "state_dict": generator.state_dict()}
+                  "labels": data.labels}
+        try:
+            head = fit_head_on_store(generator, store, data.train_videos + data.val_videos, device,
+                                     config.potential_head_frames)
+            export["potential_head"] = head.to_state()
+            mlflow.log_metrics({"potential_head_cv_spearman": head.cv_spearman, "potential_head_ridge": head.ridge})
+            logger.info("potential head: ridge %g, cross-validated Spearman %.3f", head.ridge, head.cv_spearman)
+        except ValueError as exc:  # too few frames or groups: the potential falls back to the mean magnitude
+            logger.warning("no motion-potential head: %s", exc)
+        export["state_dict"] = generator.cpu().state_dict()
         export_path = join(run_dir, "generator_final.pt")
         save_checkpoint(export_path, export)
         best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
