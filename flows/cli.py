@@ -148,7 +148,7 @@ def train(work_dir: WorkDir, config: ConfigFile = None,
 
 
 @app.command()
-def predict(images: Annotated[list[str], typer.Argument(help="image files (any size)")],
+def predict(images: Annotated[list[str], typer.Argument(help="image files (any size) or folders of them")],
             out: Annotated[Path, typer.Option("--out", help="output folder")],
             model: Annotated[Optional[str], typer.Option(help="exported .pt file or MLflow model URI")] = None,
             work_dir: Annotated[Optional[str], typer.Option("--work-dir", "-w", help="for the default model")] = None,
@@ -161,8 +161,9 @@ def predict(images: Annotated[list[str], typer.Argument(help="image files (any s
         _fail(f"--format must be npy or flo, got {flow_format!r}")
     try:
         _preflight(_model_tracking_uri(model, work_dir), prefect=False)  # predict runs no flow
+        from tasks.potential import image_files
         generator = load_generator(model, work_dir)
-        rows = predict_images(images, generator, out, flow_format, device)  # type: ignore[arg-type]
+        rows = predict_images(image_files(images), generator, out, flow_format, device)  # type: ignore[arg-type]
     except (ValueError, RuntimeError) as exc:
         _fail(str(exc))
     table = Table("image", "size", "motion potential (px)", "error")

@@ -39,6 +39,11 @@ def test_evaluate_writes_the_papers_table_everywhere(trained, tmp_path):
     with open(f"{result['out_dir']}/table.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4 and set(COLUMNS) <= set(rows[0])
+    assert {"potential_spearman", "potential_kendall", "potential_spearman_low"} <= set(rows[0])
+    with open(f"{result['out_dir']}/potential.csv") as handle:
+        assert [r["method"] for r in csv.DictReader(handle)] == ["Im2Flow", "Nearest neighbour", "Zero flow",
+                                                                 "Mean flow"]
+    assert "Kendall τ" in result["markdown"]
     with open(f"{result['out_dir']}/per_class.csv") as handle:
         per_class = list(csv.DictReader(handle))
     assert {r["label"] for r in per_class} == {"swim_left", "spin_cw"} and len(per_class) == 8
