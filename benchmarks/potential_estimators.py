@@ -4,9 +4,10 @@ On a work dir with a trained G (e.g. `im2flow demo`), for frames of the test spl
 1. how G's predicted magnitude M is distributed over still, near-figure and figure pixels
    (figure: true |flow| > 0.5 px; near-figure: within 4 px of it; still: the rest), against the truth;
 2. Spearman ρ and Kendall τ (95 % bootstrap intervals) of every estimator against the frame's true
-   mean magnitude: mean predicted M (F3), mean |decoded flow|, mean M over predicted-moving pixels,
-   the predicted moving fraction, the calibrated estimator (`im2flow_core.motion_potential`), and the
-   nearest-neighbour baseline's mean magnitude.
+   mean magnitude: summary statistics of the predicted M (`im2flow_core.motion_potential`: mean M,
+   mean M over predicted-moving pixels, moving shares, percentiles), mean |decoded flow|, G's potential
+   head (`im2flow_core.potential_head`: the one stored with the model, else fitted here on the train
+   split), and the nearest-neighbour baseline's mean magnitude.
 
 Run: python benchmarks/potential_estimators.py --work-dir W [--model W/train/<fp>/generator_final.pt]
 """
@@ -21,13 +22,14 @@ import numpy as np
 
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.inference import predict_flow_images
-from im2flow_core.motion_potential import POTENTIAL_FEATURES, fit_potential_calibration, potential_features
+from im2flow_core.motion_potential import POTENTIAL_FEATURES, potential_features
 from im2flow_core.rank_stats import rank_agreement
 from im2flow_storage import open_flow_store
 from im2flow_storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
 from tasks.evaluate import fit_baselines
 from tasks.models import load_generator_export
+from tasks.potential import fit_head_on_store, predict_with_potential
 
 
 def _frames(store, split: str, per_video: int):
@@ -53,16 +55,17 @@ def main() -> None:
     store = open_flow_store(args.work_dir)
     print(f"model {model}; store {store.url}")
 
-    train_pairs = list(_frames(store, "train", 2))
-    train_images = list(_predict(generator, [rgb for rgb, _ in train_pairs]))
-    calibration = fit_potential_calibration([potential_features(im) for im in train_images],
-                                            [float(np.linalg.norm(f, axis=-1).mean()) for _, f in train_pairs])
+    if generator.potential_head is None:
+        train_videos = [r.video_id for r in store.records(complete_only=True) if r.split == "train"]
+        generator.potential_head = fit_head_on_store(generator, store, train_videos, "cpu")
+        print("the model has no potential head: fitted one on the train split")
     pairs = list(_frames(store, "test", args.frames_per_video)) if args.frames_per_video > 1 else [
         store.read_pair(v, store.record(v).n_flows // 2) for v in
         [r.video_id for r in store.records(complete_only=True) if r.split == "test"]]
     images = list(_predict(generator, [rgb for rgb, _ in pairs]))
     truth = np.array([float(np.linalg.norm(f, axis=-1).mean()) for _, f in pairs])
-    print(f"{len(pairs)} test frames; {len(train_pairs)} training frames for the calibration")
+    print(f"{len(pairs)} test frames; potential head: ridge {generator.potential_head.ridge:g}, "
+          f"cross-validated ρ {generator.potential_head.cv_spearman:.3f}")
 
     regions: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"still": [], "near-figure": [], "figure": []}
     for (_, true), image in zip(pairs, images):
@@ -83,8 +86,8 @@ def main() -> None:
     features = np.stack([potential_features(im) for im in images])
     estimators = {f"G: {name}": features[:, i] for i, name in enumerate(POTENTIAL_FEATURES)}
     estimators["G: mean |decoded flow|"] = np.array([np.linalg.norm(decode_flow(im), axis=-1).mean() for im in images])
-    estimators["G: calibrated (im2flow_core.motion_potential)"] = np.array(
-        [calibration.predict(f) for f in features])
+    estimators["G: potential head (im2flow_core.potential_head)"] = np.array(
+        predict_with_potential(generator, [rgb for rgb, _ in pairs], "cpu")[1])
     estimators["nearest neighbour: mean |flow|"] = np.array(
         [np.linalg.norm(nearest.predict(rgb), axis=-1).mean() for rgb, _ in pairs])
     print("\nrank agreement with the true mean magnitude (95 % bootstrap intervals)")

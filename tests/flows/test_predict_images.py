@@ -1,0 +1,33 @@
+"""`im2flow predict` on a folder: batches of G, every flow at its own image's size, unreadable files named."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from flows.predict import predict_images
+from im2flow_core.inference import motion_potential, predict_flow_images
+from im2flow_core.unet import GeneratorConfig, UNetGenerator
+from tasks.potential import image_files
+from tests.conftest import real_texture
+
+
+def test_a_folder_larger_than_a_batch_with_odd_sizes_and_a_broken_file(tmp_path):
+    torch.manual_seed(0)
+    generator = UNetGenerator(GeneratorConfig(depth=3, ngf=4, input_size=32)).eval()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sizes = [(37, 45), (29, 61), (37, 45), (50, 33), (64, 64)]
+    for i, (h, w) in enumerate(sizes):
+        cv2.imwrite(str(folder / f"im{i}.png"), real_texture(h, w, i % 2))
+    (folder / "zz_broken.jpg").write_bytes(b"\xff\xd8 nope")
+    rows = predict_images(image_files([str(folder)]), generator, tmp_path / "out", device="cpu", batch_size=2)
+    assert [r["error"] for r in rows] == [""] * 5 + ["cannot read as an image"]
+    for i, (h, w) in enumerate(sizes):
+        image = np.load(tmp_path / "out" / f"im{i}_flowimage.npy")
+        assert image.shape == (h, w, 3) and np.load(tmp_path / "out" / f"im{i}_flow.npy").shape == (h, w, 2)
+        rgb = cv2.cvtColor(cv2.imread(str(folder / f"im{i}.png")), cv2.COLOR_BGR2RGB)
+        alone = predict_flow_images(generator, [rgb], 32)[0]
+        np.testing.assert_allclose(image, alone, atol=1e-5)  # batching does not change a prediction
+        assert rows[i]["motion_potential_px"] == round(motion_potential(alone), 4)  # no head: the mean magnitude
