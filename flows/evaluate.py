@@ -17,6 +17,7 @@ from im2flow_core.flow_metrics import COLUMNS, PAPER_HEADERS, mean_scores
 from im2flow_storage import open_flow_store
 from im2flow_storage.paths import eval_url, potential_url
 from im2flow_storage.reports import csv_text, write_report_files
+from im2flow_storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
 from tasks.evaluate import METHODS, evaluate_split, fit_baselines
 from tasks.potential import agreement_table, gallery_entries, image_files, score_images, still_images
@@ -122,14 +123,17 @@ POTENTIAL_NOTE = ("Motion potential: the motion a still image implies, in pixels
                   "intervals.")
 
 
-def _split_frames(store: Any, split: str, nearest: Any, nn_scores: dict[str, float]) -> Any:
-    """(video id, middle frame, true mean magnitude) of each video of `split`; the NN's score on the side."""
-    for record in store.records(complete_only=True):
-        if record.split != split or record.n_flows == 0:
-            continue
-        rgb, true = store.read_pair(record.video_id, record.n_flows // 2)
-        nn_scores[record.video_id] = float(np.linalg.norm(nearest.predict(rgb), axis=-1).mean())
-        yield record.video_id, rgb, float(np.linalg.norm(true, axis=-1).mean())
+def _split_frames(store: Any, split: str, frames_per_video: int | None, nearest: Any,
+                  nn_scores: dict[str, float]) -> Any:
+    """(`video_id@t`, frame t, its true mean magnitude) for evenly spaced frames of each video of `split`
+    (as `evaluate` samples them); the nearest neighbour's score of each on the side.
+    """
+    videos = [r.video_id for r in store.records(complete_only=True) if r.split == split]
+    for s in sample_index(store, videos, {v: 0 for v in videos}, frames_per_video):
+        rgb, true = store.read_pair(s.video_id, s.t)
+        name = f"{s.video_id}@{s.t}"
+        nn_scores[name] = float(np.linalg.norm(nearest.predict(rgb), axis=-1).mean())
+        yield name, rgb, float(np.linalg.norm(true, axis=-1).mean())
 
 
 def agreement_markdown(table: list[dict[str, Any]]) -> str:
@@ -144,8 +148,9 @@ def agreement_markdown(table: list[dict[str, Any]]) -> str:
 
 @flow(name="potential", log_prints=True)
 def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
-    """Rank still images (files or folders) by motion potential, or with `images` None the middle frame of every
-    video of `config.split`, scored against its true mean magnitude beside the nearest-neighbour baseline.
+    """Rank still images (files or folders) by motion potential, or with `images` None `frames_per_video`
+    evenly spaced frames (`video_id@t`) of every video of `config.split`, scored against their true mean
+    magnitude beside the nearest-neighbour baseline (the frames `evaluate` scores).
 
     Unreadable images are named and skipped. Writes ranking.csv, agreement.csv, gallery.png (top and
     bottom of the ranking, with their true motion when known) and skipped.csv; logs ρ and τ to MLflow.
@@ -158,7 +163,8 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     nn_scores: dict[str, float] = {}
     if images is None:
         store = open_flow_store(work_dir, config.store_fingerprint)
-        items = _split_frames(store, config.split, fit_baselines(store, config).nearest, nn_scores)
+        items = _split_frames(store, config.split, config.frames_per_video, fit_baselines(store, config).nearest,
+                              nn_scores)
     else:
         items = still_images(image_files(images))
     result = score_images(generator, items, device, config.batch_size, config.gallery_k, config.fg_threshold_px)

@@ -36,13 +36,18 @@ def predict_with_potential(generator: UNetGenerator, images: list[np.ndarray], d
                                                 features=head is not None)
     if head is None:
         return flows, [motion_potential(image) for image in flows]
-    return flows, [float(v) for v in head.predict(np.stack(features))]
+    # The head's estimate is averaged over the image and its mirror image (it was fitted on both):
+    # motion does not depend on left and right, and the average halves the head's variance.
+    _, mirrored = predict_flow_and_features(generator, [np.ascontiguousarray(rgb[:, ::-1]) for rgb in images],
+                                            generator.config.input_size, device)
+    return flows, [float(v) for v in (head.predict(np.stack(features)) + head.predict(np.stack(mirrored))) / 2]
 
 
 def fit_head_on_store(generator: UNetGenerator, store: FlowStore, video_ids: list[str], device: Any,
                       max_frames: int = 4096, batch_size: int = 64) -> PotentialHead:
     """G's potential head fitted on frames of `video_ids` (at most `max_frames`, spread evenly over the
-    videos), each with its true mean magnitude; cross-validated by video group (im2flow_core.splits.group_of).
+    videos) and their mirror images, each with its true mean magnitude; cross-validated by video group
+    (im2flow_core.splits.group_of).
     """
     per_video = max(1, max_frames // max(1, len(video_ids)))
     samples = sample_index(store, video_ids, {v: 0 for v in video_ids}, per_video)[:max_frames]
@@ -50,11 +55,12 @@ def fit_head_on_store(generator: UNetGenerator, store: FlowStore, video_ids: lis
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
         pairs = [store.read_pair(s.video_id, s.t) for s in chunk]
-        _, pooled = predict_flow_and_features(generator, [rgb for rgb, _ in pairs], generator.config.input_size,
-                                              device)
-        features += pooled
-        truth += [float(np.linalg.norm(flow, axis=-1).mean()) for _, flow in pairs]
-        groups += [group_of(s.video_id) for s in chunk]
+        for mirror in (False, True):
+            rgbs = [np.ascontiguousarray(rgb[:, ::-1]) if mirror else rgb for rgb, _ in pairs]
+            _, pooled = predict_flow_and_features(generator, rgbs, generator.config.input_size, device)
+            features += pooled
+            truth += [float(np.linalg.norm(flow, axis=-1).mean()) for _, flow in pairs]
+            groups += [group_of(s.video_id) for s in chunk]
     return fit_potential_head(np.stack(features), np.array(truth), groups)
 
 

@@ -59,7 +59,8 @@ def test_potential_ranks_images_and_a_split(trained, tmp_path):
     work, model, uri = trained
     split = potential_flow(work, None, EvalConfig(model=model, mlflow_tracking_uri=uri))
     ranking = split["ranking"]
-    assert [r["rank"] for r in ranking] == list(range(1, len(ranking) + 1)) and len(ranking) == 2  # 2 test videos
+    assert [r["rank"] for r in ranking] == list(range(1, len(ranking) + 1))
+    assert len(ranking) == 10 and all("@" in r["image"] for r in ranking)  # 2 test videos × 5 frames
     assert ranking[0]["potential_px"] >= ranking[-1]["potential_px"]
     assert set(split["spearman"]) == {"Im2Flow", "Nearest neighbour", "Mean flow", "Zero flow"}
     im2flow = next(r for r in split["agreement"] if r["method"] == "Im2Flow")
