@@ -292,11 +292,7 @@ def export(out: Annotated[str, typer.Option("--out", help="output folder (local 
                     work_dir, out, cfg, images, show_progress=True)
     except (ConfigError, FlowStoreError, RawframesError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    failures = summary.pop("failures")
-    print_summary("export", summary)
-    print_failures(failures, summary["report"])
-    if summary["failed"]:
-        raise typer.Exit(1)
+    _print_outcome("export", summary)
 
 
 @app.command("import-flow")
@@ -327,10 +323,15 @@ def import_flow(source: Annotated[str, typer.Argument(help="rawframes folder: <c
                                                                                show_progress=True)
     except (ConfigError, DatasetError, ManifestError, FlowStoreError, RawframesError, RuntimeError) as exc:
         _fail(str(exc))
+    _print_outcome("import-flow", summary)
+
+
+def _print_outcome(title: str, summary: dict[str, Any]) -> None:
+    """The summary table, then each failure with its reason; exit status 1 if anything failed."""
     failures = summary.pop("failures")
-    print_summary("import-flow", summary)
+    print_summary(title, summary)
     print_failures(failures, summary["report"])
-    if summary["failed"]:
+    if failures:
         raise typer.Exit(1)
 
 

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
-from prefect.futures import as_completed
 
-from flows.progress import RunProgress
+from flows.outcomes import publish_outcome
+from flows.progress import RunProgress, gather_batches
 from im2flow_storage import open_flow_store
 from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image
 from im2flow_storage.rawframes import (
@@ -45,7 +44,6 @@ def _with_frame_dirs(videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _finish(root: Path, config: ExportConfig, outcomes: list[dict[str, Any]], classes: list[str],
             started: float, extra: dict[str, Any]) -> dict[str, Any]:
     """Annotation lists over every finished video, the report, the artifacts and the summary."""
-    logger = get_run_logger()
     finished = finished_videos(root)
     lists = write_annotation_lists(root, config.list_name, config.split_index, finished.values(), classes)
     failed = [o for o in outcomes if o["status"] != "exported"]
@@ -62,15 +60,9 @@ def _finish(root: Path, config: ExportConfig, outcomes: list[dict[str, Any]], cl
                "seconds": round(elapsed, 2),
                "frames_per_s": round(sum(o["n_frames"] for o in exported) / elapsed, 1) if elapsed else 0.0,
                "lists": [p.name for p in lists], "report": str(root / REPORT_NAME)}
-    create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="export-summary",
-                          description="Rawframes export")
-    if failed:
-        create_table_artifact([{"video": o["frame_dir"], "error": o["error"]} for o in failed], key="export-failures",
-                              description=f"{len(failed)} videos not exported")
-        for o in failed:
-            logger.warning("not exported %s: %s", o["frame_dir"], o["error"])
-    summary["failures"] = [{"item": o.get("path") or o["frame_dir"], "error": o["error"]} for o in failed]
-    return summary
+    failures = [{"item": o.get("path") or o["frame_dir"], "error": o["error"]} for o in failed]
+    publish_outcome("export", summary, failures, "Rawframes export", "not exported")
+    return {**summary, "failures": failures}
 
 
 def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress: bool) -> dict[str, Any]:
@@ -92,16 +84,9 @@ def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress
     futures = {export_videos.with_options(retries=config.retries, retry_delay_seconds=1).submit(
         store.url, batch, str(root), config.bound_px, config.jpeg_quality,
         batch[0]["video_id"] + (f"+{len(batch) - 1}" if len(batch) > 1 else "")): batch for batch in batches}
-    outcomes: list[dict[str, Any]] = []
-    with RunProgress(len(todo), "exporting rawframes", "export-progress", show_progress) as progress:
-        for future in as_completed(list(futures)):
-            try:
-                batch_outcomes = future.result()
-            except Exception as exc:  # noqa: BLE001 - a task that still crashed after its retries is recorded
-                batch_outcomes = [{**v, "status": "failed", "error": f"task crashed: {exc!r}", "n_frames": 0,
-                                   "n_flows": 0, "n_clipped": 0} for v in futures[future]]
-            outcomes.extend(batch_outcomes)
-            progress.advance(len(batch_outcomes))
+    outcomes = gather_batches(futures, "exporting rawframes", "export-progress", show_progress, lambda batch, exc: [
+        {**v, "status": "failed", "error": f"task crashed: {exc!r}", "n_frames": 0, "n_flows": 0, "n_clipped": 0}
+        for v in batch])
     classes = sorted({r.label for r in records})
     return _finish(root, config, outcomes, classes, started,
                    {"source": "flow", "store": store.url, "fingerprint": store.fingerprint})

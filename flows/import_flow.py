@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
-from prefect.futures import as_completed
 
 from flows.extract import library_versions
-from flows.progress import RunProgress
+from flows.outcomes import publish_outcome
+from flows.progress import gather_batches
 from im2flow_storage.datasets import DatasetError, DatasetLayout, assign_splits, split_files_layout
 from im2flow_storage.flow_store import create_flow_store
 from im2flow_storage.manifest import ManifestError, read_manifest, write_manifest
@@ -127,19 +126,10 @@ def import_flow(source_dir: str, work_dir: str, config: ImportConfig = ImportCon
     futures = {import_videos.with_options(retries=config.retries, retry_delay_seconds=1).submit(
         store.url, batch, config.bound_px, config.check_alignment, config.shard_frames,
         batch[0]["frame_dir"] + (f"+{len(batch) - 1}" if len(batch) > 1 else "")): batch for batch in batches}
-    outcomes: list[dict[str, Any]] = []
-    with RunProgress(len(todo), "importing rawframes", "import-progress", show_progress) as progress:
-        for future in as_completed(list(futures)):
-            try:
-                batch_outcomes = future.result()
-            except Exception as exc:  # noqa: BLE001 - a task that still crashed after its retries is recorded
-                batch_outcomes = [{"video_id": f["frame_dir"], "path": f["path"], "label": f["label"],
-                                   "split": f["split"], "status": "failed", "error": f"task crashed: {exc!r}",
-                                   "n_frames": 0, "n_flows": 0, "at_bound": 0, "numbering": "", "width": 0,
-                                   "height": 0, "size_bytes": 0, "mtime": 0.0, "seconds": 0.0}
-                                  for f in futures[future]]
-            outcomes.extend(batch_outcomes)
-            progress.advance(len(batch_outcomes))
+    outcomes = gather_batches(futures, "importing rawframes", "import-progress", show_progress, lambda batch, exc: [
+        {"video_id": f["frame_dir"], "path": f["path"], "label": f["label"], "split": f["split"], "status": "failed",
+         "error": f"task crashed: {exc!r}", "n_frames": 0, "n_flows": 0, "at_bound": 0, "numbering": "", "width": 0,
+         "height": 0, "size_bytes": 0, "mtime": 0.0, "seconds": 0.0} for f in batch])
     manifest = _merge_manifest(work_dir, outcomes) if outcomes else None
     report = write_import_report(store.url, outcomes) if outcomes else None
     failed = [o for o in outcomes if o["status"] != "complete"]
@@ -151,12 +141,6 @@ def import_flow(source_dir: str, work_dir: str, config: ImportConfig = ImportCon
                "frames": sum(o["n_frames"] for o in imported), "flows": sum(o["n_flows"] for o in imported),
                "values_at_bound": sum(o["at_bound"] for o in imported), "seconds": round(time.perf_counter() - started, 2),
                "manifest": manifest, "report": report}
-    create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="import-summary",
-                          description="Rawframes import")
-    if failed:
-        create_table_artifact([{"video": o["video_id"], "error": o["error"]} for o in failed], key="import-failures",
-                              description=f"{len(failed)} folders not imported")
-        for o in failed:
-            logger.warning("not imported %s: %s", o["video_id"], o["error"])
-    summary["failures"] = [{"item": o["path"], "error": o["error"]} for o in failed]
-    return summary
+    failures = [{"item": o["path"], "error": o["error"]} for o in failed]
+    publish_outcome("import", summary, failures, "Rawframes import", "not imported")
+    return {**summary, "failures": failures}

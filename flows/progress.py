@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -49,3 +52,23 @@ class RunProgress:
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001 - the context-manager protocol
         self.close(completed=exc_type is None)
+
+
+def gather_batches(futures: dict[Any, list[dict[str, Any]]], description: str, artifact_key: str, show: bool,
+                   crashed: Callable[[list[dict[str, Any]], Exception], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The outcomes of Prefect task futures, each running one batch (future → its batch), as they finish.
+
+    Progress advances by each batch's outcomes; a task that still raised after its retries gives
+    `crashed(batch, exception)` instead, so every item of the batch is recorded.
+    """
+    outcomes: list[dict[str, Any]] = []
+    with RunProgress(sum(len(b) for b in futures.values()), description, artifact_key, show) as progress:
+        for future in as_completed(list(futures)):
+            try:
+                batch_outcomes = future.result()
+            except Exception as exc:  # noqa: BLE001 - a task that still crashed after its retries is recorded
+                batch_outcomes = crashed(futures[future], exc)
+            outcomes.extend(batch_outcomes)
+            progress.advance(len(batch_outcomes))
+    return outcomes
+

@@ -16,13 +16,18 @@ EXTRACT_REPORT_SCHEMA = pa.schema([("video_id", pa.string()), ("status", pa.stri
                                    ("n_frames", pa.int64()), ("n_flows", pa.int64()), ("seconds", pa.float64())])
 
 
-def write_extract_report(store_url: str, outcomes: list[Mapping[str, Any]]) -> str:
-    """Per-video outcome of an extraction run, beside its store (`<store>.report.parquet`); returns the URL."""
+def _write_store_report(store_url: str, outcomes: list[Mapping[str, Any]], schema: pa.Schema) -> str:
+    """`outcomes` (the schema's columns) as `<store>.report.parquet` beside the store; returns its URL."""
     url = store_url[: -len(".zarr")] + ".report.parquet"
     fs, path = filesystem(url)
-    rows = [{c: o.get(c) for c in EXTRACT_REPORT_SCHEMA.names} for o in outcomes]
-    pq.write_table(pa.Table.from_pylist(rows, schema=EXTRACT_REPORT_SCHEMA), path, filesystem=fs)
+    rows = [{c: o.get(c) for c in schema.names} for o in outcomes]
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path, filesystem=fs)
     return url
+
+
+def write_extract_report(store_url: str, outcomes: list[Mapping[str, Any]]) -> str:
+    """Per-video outcome of an extraction run, beside its store (`<store>.report.parquet`); returns the URL."""
+    return _write_store_report(store_url, outcomes, EXTRACT_REPORT_SCHEMA)
 
 
 IMPORT_REPORT_SCHEMA = pa.schema([("video_id", pa.string()), ("path", pa.string()), ("status", pa.string()),
@@ -32,11 +37,7 @@ IMPORT_REPORT_SCHEMA = pa.schema([("video_id", pa.string()), ("path", pa.string(
 
 def write_import_report(store_url: str, outcomes: list[Mapping[str, Any]]) -> str:
     """Per-folder outcome of a rawframes import beside its store (`<store>.report.parquet`); returns the URL."""
-    url = store_url[: -len(".zarr")] + ".report.parquet"
-    fs, path = filesystem(url)
-    rows = [{c: o.get(c) for c in IMPORT_REPORT_SCHEMA.names} for o in outcomes]
-    pq.write_table(pa.Table.from_pylist(rows, schema=IMPORT_REPORT_SCHEMA), path, filesystem=fs)
-    return url
+    return _write_store_report(store_url, outcomes, IMPORT_REPORT_SCHEMA)
 
 
 def write_report_files(out_dir: str, files: Mapping[str, str | bytes]) -> list[str]:
