@@ -17,10 +17,10 @@ from im2flow_core.flow_metrics import COLUMNS, PAPER_HEADERS, mean_scores
 from im2flow_storage import open_flow_store
 from im2flow_storage.paths import eval_url, potential_url
 from im2flow_storage.reports import csv_text, write_report_files
-from im2flow_storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
 from tasks.evaluate import METHODS, evaluate_split, fit_baselines
-from tasks.potential import agreement_table, gallery_entries, image_files, score_images, still_images
+from tasks.potential import (agreement_table, gallery_entries, image_files, score_images, split_frames,
+                             still_images)
 from tasks.models import load_generator
 from tasks.tracking import check_tracking, default_tracking_uri, git_commit, log_artifact_url, tracked_run
 from tasks.train_data import resolve_device
@@ -123,19 +123,6 @@ POTENTIAL_NOTE = ("Motion potential: the motion a still image implies, in pixels
                   "intervals.")
 
 
-def _split_frames(store: Any, split: str, frames_per_video: int | None, nearest: Any,
-                  nn_scores: dict[str, float]) -> Any:
-    """(`video_id@t`, frame t, its true mean magnitude) for evenly spaced frames of each video of `split`
-    (as `evaluate` samples them); the nearest neighbour's score of each on the side.
-    """
-    videos = [r.video_id for r in store.records(complete_only=True) if r.split == split]
-    for s in sample_index(store, videos, {v: 0 for v in videos}, frames_per_video):
-        rgb, true = store.read_pair(s.video_id, s.t)
-        name = f"{s.video_id}@{s.t}"
-        nn_scores[name] = float(np.linalg.norm(nearest.predict(rgb), axis=-1).mean())
-        yield name, rgb, float(np.linalg.norm(true, axis=-1).mean())
-
-
 def agreement_markdown(table: list[dict[str, Any]]) -> str:
     """Rank agreement rows as Markdown: ρ and τ with their intervals."""
     lines = ["| method | Spearman ρ [95 % CI] | Kendall τ [95 % CI] |", "|---|---|---|"]
@@ -163,7 +150,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     nn_scores: dict[str, float] = {}
     if images is None:
         store = open_flow_store(work_dir, config.store_fingerprint)
-        items = _split_frames(store, config.split, config.frames_per_video, fit_baselines(store, config).nearest,
+        items = split_frames(store, config.split, config.frames_per_video, fit_baselines(store, config).nearest,
                               nn_scores)
     else:
         items = still_images(image_files(images))

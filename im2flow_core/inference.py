@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from im2flow_core.flow_encoding import decode_flow, encode_flow
+from im2flow_core.potential_head import pooled_activations
 from im2flow_core.unet import UNetGenerator
 
 
@@ -47,8 +48,6 @@ def predict_flow_and_features(model: UNetGenerator, images: list[np.ndarray], in
     """As `predict_flow_images`, plus each image's pooled activations of G `(F,) float32`
     (`im2flow_core.potential_head.pooled_activations`; an empty list when `features` is False).
     """
-    from im2flow_core.potential_head import pooled_activations
-
     model.eval()
     out: list[np.ndarray | None] = [None] * len(images)
     pooled: list[np.ndarray | None] = [None] * len(images)

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from im2flow_core.flow_metrics import spearman
+
 LOG_OFFSET_PX = 0.05
 """Added before the log so still frames (mean magnitude ≈ 0) do not dominate the fit."""
 
@@ -76,11 +78,6 @@ class PotentialHead:
                    cv_spearman=float(state["cv_spearman"]))  # type: ignore[arg-type]
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from im2flow_core.flow_metrics import spearman
-    return spearman(a, b)
-
-
 def _solve(z: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
     """Ridge weights `(F,)`: through the N × N system when frames are fewer than features, else F × F."""
     centred = y - y.mean()
@@ -116,7 +113,7 @@ def fit_potential_head(features: np.ndarray, true_mean_px: np.ndarray, groups: S
             if held.sum() < 3:
                 continue
             w = _solve(z[train], y[train], ridge)
-            rho = _spearman(z[held] @ w, y[held])
+            rho = spearman(z[held] @ w, y[held])
             if np.isfinite(rho):
                 scores.append(rho)
         score = float(np.mean(scores)) if scores else -np.inf

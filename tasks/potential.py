@@ -139,6 +139,19 @@ def gallery_entries(extremes: list[dict[str, Any]], rank_of: dict[str, int]) -> 
     return sorted(extremes, key=lambda e: rank_of[e["image"]])
 
 
+def split_frames(store: Any, split: str, frames_per_video: int | None, nearest: Any,
+                  nn_scores: dict[str, float]) -> Any:
+    """(`video_id@t`, frame t, its true mean magnitude) for evenly spaced frames of each video of `split`
+    (as `evaluate` samples them); the nearest neighbour's score of each on the side.
+    """
+    videos = [r.video_id for r in store.records(complete_only=True) if r.split == split]
+    for s in sample_index(store, videos, {v: 0 for v in videos}, frames_per_video):
+        rgb, true = store.read_pair(s.video_id, s.t)
+        name = f"{s.video_id}@{s.t}"
+        nn_scores[name] = float(np.linalg.norm(nearest.predict(rgb), axis=-1).mean())
+        yield name, rgb, float(np.linalg.norm(true, axis=-1).mean())
+
+
 def still_images(paths: list[str]) -> Iterator[tuple[str, np.ndarray | None, None]]:
     """(path, RGB or None if unreadable, no truth) for each image file, read one at a time."""
     for path in paths:
