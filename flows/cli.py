@@ -3,65 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
 
-# No internet on many clusters: telemetry would only log errors.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from tasks.config import (ConfigError, EvalConfig, ExtractConfig, IngestConfig, RecognizeConfig,  # noqa: E402
-                          TrainConfig, load_config)
-from im2flow_core.optical_flow import FlowAlgorithm  # noqa: E402
-from im2flow_storage.datasets import DatasetError, DatasetLayout  # noqa: E402
-from im2flow_storage.flow_store import FlowStoreError  # noqa: E402
-from im2flow_storage.manifest import ManifestError  # noqa: E402
-
-from flows.console_output import console, print_failures, print_pipeline, print_summary  # noqa: E402
-
-app = typer.Typer(help="im2flow: motion hallucination from static images (Im2Flow, CVPR 2018).",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
-WorkDir = Annotated[str, typer.Option("--work-dir", "-w", help="work directory: a local path or an fsspec URL")]
-ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML file with this stage's fields")]
-Workers = Annotated[Optional[int], typer.Option(help="local Dask worker processes (default: one per core)")]
-DaskAddress = Annotated[Optional[str], typer.Option(help="use an existing Dask scheduler, e.g. tcp://host:8786")]
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
-
-
-def _parse_params(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            _fail(f"--param needs KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _preflight(tracking_uri: str | None = None, dask_address: str | None = None, prefect: bool = True) -> None:
-    """The services this command will use answer (flows.preflight.check_services); else ServiceUnreachable."""
-    from flows.preflight import check_services
-    check_services(tracking_uri, dask_address, prefect)
-
-
-def _tracking_uri(work_dir: str | None, configured: str | None = None) -> str:
-    """The MLflow tracking URI a command will use (tasks.tracking.default_tracking_uri)."""
-    from tasks.tracking import default_tracking_uri
-    return default_tracking_uri(work_dir, configured)
-
-
-def _model_tracking_uri(model: str | None, work_dir: str | None) -> str | None:
-    """The tracking store a model reference needs (None for a weights file), for the preflight."""
-    from tasks.models import is_model_file
-    return None if model and is_model_file(model) else _tracking_uri(work_dir)
+from flows.cli_base import (ConfigFile, DaskAddress, WorkDir, Workers, _fail, _model_tracking_uri,  # noqa: F401
+                            _parse_params, _preflight, _tracking_uri, app)
+from flows.console_output import console, print_failures, print_pipeline, print_summary
+from im2flow_core.optical_flow import FlowAlgorithm
+from im2flow_storage.datasets import DatasetError, DatasetLayout
+from im2flow_storage.flow_store import FlowStoreError
+from im2flow_storage.manifest import ManifestError
+from tasks.config import (ConfigError, EvalConfig, ExtractConfig, IngestConfig, RecognizeConfig, TrainConfig,
+                          load_config)
 
 
 @app.command()
@@ -257,89 +213,6 @@ def potential(work_dir: WorkDir,
         raise typer.Exit(1)
 
 
-@app.command()
-def export(out: Annotated[str, typer.Option("--out", help="output folder (local disk)")],
-           work_dir: Annotated[Optional[str], typer.Option("--work-dir", "-w", help="work directory with the flow "
-                                                           "store (and, for --hallucinated, the model registry)")] = None,
-           format: Annotated[str, typer.Option("--format", help="rawframes (mmaction2 / TSN / denseflow)")] = "rawframes",
-           bound: Annotated[Optional[float], typer.Option(help="flow ±B px → 0…255 (default 20)")] = None,
-           store: Annotated[Optional[str], typer.Option(help="flow-store fingerprint, if several")] = None,
-           split_index: Annotated[Optional[int], typer.Option(help="k in <name>_train_split_<k>_rawframes.txt")] = None,
-           list_name: Annotated[Optional[str], typer.Option(help="<name> of the annotation lists")] = None,
-           hallucinated: Annotated[bool, typer.Option("--hallucinated", help="export G's predicted flow")] = False,
-           model: Annotated[Optional[str], typer.Option(help="--hallucinated: exported .pt or MLflow URI")] = None,
-           split: Annotated[Optional[str], typer.Option(help="--hallucinated: only this split's videos")] = None,
-           images: Annotated[Optional[list[str]], typer.Option("--images", help="--hallucinated: still images or "
-                                                               "folders of them instead of the store (repeatable)")] = None,
-           device: Annotated[Optional[str], typer.Option(help="--hallucinated: auto, cpu or cuda")] = None,
-           workers: Workers = None, dask_address: DaskAddress = None, config: ConfigFile = None) -> None:
-    """Export frames and flow as rawframes folders + annotation lists for mmaction2/TSN (docs/interop.md)."""
-    from flows.compute import dask_scheduler, task_runner
-    from flows.export import export_flow
-    from im2flow_storage.rawframes import RawframesError
-    from tasks.interop_config import ExportConfig
-    try:
-        cfg = load_config(ExportConfig, config, "export", format=format, bound_px=bound, store_fingerprint=store,
-                          split_index=split_index, list_name=list_name, hallucinated=hallucinated or None,
-                          model=model, split=split, device=device, workers=workers, dask_address=dask_address)
-        if cfg.hallucinated:
-            _preflight(None if model and _is_file(model) else _tracking_uri(work_dir, cfg.mlflow_tracking_uri))
-            summary = export_flow(work_dir, out, cfg, images, show_progress=True)
-        else:
-            _preflight(dask_address=cfg.dask_address)
-            with dask_scheduler(cfg.workers, cfg.dask_address) as address:
-                summary = export_flow.with_options(task_runner=task_runner(address))(
-                    work_dir, out, cfg, images, show_progress=True)
-    except (ConfigError, FlowStoreError, RawframesError, ValueError, RuntimeError) as exc:
-        _fail(str(exc))
-    _print_outcome("export", summary)
-
-
-@app.command("import-flow")
-def import_flow(source: Annotated[str, typer.Argument(help="rawframes folder: <class>/<video>/img_*, flow_x_*, "
-                                                      "flow_y_* (or <video>/ with annotation lists)")],
-                work_dir: WorkDir,
-                format: Annotated[str, typer.Option("--format", help="rawframes")] = "rawframes",
-                bound: Annotated[Optional[float], typer.Option(help="bound the flow JPEGs were written with "
-                                                               "(default 20)")] = None,
-                layout: Annotated[Optional[str], typer.Option(help="labels/splits from: auto, mmaction, ucf101, "
-                                                              "hmdb51 or folders")] = None,
-                split_index: Annotated[Optional[int], typer.Option(help="official / list split 1-3")] = None,
-                check_alignment: Annotated[Optional[bool], typer.Option(
-                    "--check-alignment/--no-check-alignment", help="check flow k belongs to img k by content")] = None,
-                workers: Workers = None, dask_address: DaskAddress = None, config: ConfigFile = None) -> None:
-    """Import precomputed flow (denseflow / TSN rawframes) as a flow store that every stage can use."""
-    from flows.compute import dask_scheduler, task_runner
-    from flows.import_flow import import_flow as run_import
-    from im2flow_storage.rawframes import RawframesError
-    from tasks.interop_config import ImportConfig
-    try:
-        cfg = load_config(ImportConfig, config, "import", format=format, bound_px=bound, layout=layout,
-                          split_index=split_index, check_alignment=check_alignment, workers=workers,
-                          dask_address=dask_address)
-        _preflight(dask_address=cfg.dask_address)
-        with dask_scheduler(cfg.workers, cfg.dask_address) as address:
-            summary = run_import.with_options(task_runner=task_runner(address))(source, work_dir, cfg,
-                                                                               show_progress=True)
-    except (ConfigError, DatasetError, ManifestError, FlowStoreError, RawframesError, RuntimeError) as exc:
-        _fail(str(exc))
-    _print_outcome("import-flow", summary)
-
-
-def _print_outcome(title: str, summary: dict[str, Any]) -> None:
-    """The summary table, then each failure with its reason; exit status 1 if anything failed."""
-    failures = summary.pop("failures")
-    print_summary(title, summary)
-    print_failures(failures, summary["report"])
-    if failures:
-        raise typer.Exit(1)
-
-
-def _is_file(model: str) -> bool:
-    from tasks.models import is_model_file
-    return is_model_file(model)
-
-
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="any field: SECTION.FIELD=VALUE (repeatable), "
                                                      "e.g. --set train.loss.content_weight=0")]
 PipelineConfigFile = Annotated[Optional[Path], typer.Option("--config", help="pipeline YAML (a section per stage)")]
@@ -514,6 +387,9 @@ def inspect(work_dir: WorkDir, as_json: Annotated[bool, typer.Option("--json", h
             table.add_row(v["video_id"], v["label"], v["split"], str(v["n_frames"]), str(v["n_flows"]),
                           "yes" if v["complete"] else "[red]no[/red]")
         console.print(table)
+
+
+import flows.cli_interop  # noqa: E402,F401 - registers `export` and `import-flow` on the app
 
 
 def main() -> None:

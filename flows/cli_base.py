@@ -1,0 +1,56 @@
+"""What every `im2flow` command shares: the Typer app, option types, failing clearly, preflight checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+# No internet on many clusters: telemetry would only log errors.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+from flows.console_output import console  # noqa: E402
+
+app = typer.Typer(help="im2flow: motion hallucination from static images (Im2Flow, CVPR 2018).",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+WorkDir = Annotated[str, typer.Option("--work-dir", "-w", help="work directory: a local path or an fsspec URL")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML file with this stage's fields")]
+Workers = Annotated[Optional[int], typer.Option(help="local Dask worker processes (default: one per core)")]
+DaskAddress = Annotated[Optional[str], typer.Option(help="use an existing Dask scheduler, e.g. tcp://host:8786")]
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            _fail(f"--param needs KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _preflight(tracking_uri: str | None = None, dask_address: str | None = None, prefect: bool = True) -> None:
+    """The services this command will use answer (flows.preflight.check_services); else ServiceUnreachable."""
+    from flows.preflight import check_services
+    check_services(tracking_uri, dask_address, prefect)
+
+
+def _tracking_uri(work_dir: str | None, configured: str | None = None) -> str:
+    """The MLflow tracking URI a command will use (tasks.tracking.default_tracking_uri)."""
+    from tasks.tracking import default_tracking_uri
+    return default_tracking_uri(work_dir, configured)
+
+
+def _model_tracking_uri(model: str | None, work_dir: str | None) -> str | None:
+    """The tracking store a model reference needs (None for a weights file), for the preflight."""
+    from tasks.models import is_model_file
+    return None if model and is_model_file(model) else _tracking_uri(work_dir)
