@@ -13,13 +13,12 @@ import numpy as np
 import zarr
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.futures import as_completed
 
 from im2flow_core.optical_flow import FlowAlgorithm
 from tasks.config import ExtractConfig
 from flows.preflight import check_gpu_workers
 from flows.previews import flow_previews_markdown
-from flows.progress import RunProgress
+from flows.progress import gather_batches
 from im2flow_storage.flow_store import create_flow_store
 from im2flow_storage.manifest import read_manifest
 from im2flow_storage.reports import write_extract_report
@@ -96,16 +95,8 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
         futures = [extract_videos.with_options(retries=config.retries, retry_delay_seconds=1).submit(
             store.url, batch, store_config, config.shard_frames, _task_name(batch), config.compute_options())
             for batch in batches]
-    outcomes, batch_of = [], dict(zip(futures, batches))
-    with RunProgress(len(todo), f"extracting {config.algorithm.value} flow", "extract-progress",
-                     show_progress) as progress:
-        for future in as_completed(futures):
-            try:
-                batch_outcomes = future.result()
-            except Exception as exc:  # noqa: BLE001 - a task that still crashed after its retries is recorded
-                batch_outcomes = _crashed(store, batch_of[future], exc)
-            outcomes.extend(batch_outcomes)
-            progress.advance(len(batch_outcomes))
+    outcomes = gather_batches(dict(zip(futures, batches)), f"extracting {config.algorithm.value} flow",
+                              "extract-progress", show_progress, lambda batch, exc: _crashed(store, batch, exc))
     elapsed = time.perf_counter() - started
     failed = [o for o in outcomes if o["status"] != "complete"]
     n_flows = sum(o["n_flows"] for o in outcomes)
