@@ -3,12 +3,16 @@
 All return flow `(H, W, 2) float32` px for a query frame `(H, W, 3) uint8` RGB.
 - Nearest neighbour: the training frame closest in a simple appearance descriptor (the frame
   shrunk to `size`×`size`, grey and colour, standardised per image) returns its true flow, resized
-  to the query (vectors rescaled). As the paper's NN baseline, it uses no learned features.
+  to the query (vectors rescaled), read back from where the training flows live. As the paper's NN
+  baseline, it uses no learned features.
 - Zero flow: nothing moves.
 - Mean flow: the per-pixel mean of the training flows on a fixed grid, resized to the query.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Sequence
 
 import cv2
 import numpy as np
@@ -29,21 +33,32 @@ def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 class NearestNeighbourBaseline:
-    """Returns the true flow of the most similar training frame."""
+    """Returns the true flow of the most similar training frame, read back only when it is the answer.
 
-    def __init__(self, descriptors: np.ndarray, flows: list[np.ndarray]) -> None:
-        if len(descriptors) != len(flows) or not len(flows):
-            raise ValueError("need as many training flows as descriptors, and at least one")
-        self.descriptors, self.flows = np.asarray(descriptors, np.float32), flows
+    It keeps what it searches on, one descriptor `(3·size²,) float32` (3 KB at size 16) and one key
+    (e.g. `(video_id, t)`) per training frame, never the flows: `read_flow(key)` returns a training
+    frame's flow `(H, W, 2) float32` px when it is a query's neighbour. So memory grows by ~3 KB a
+    training frame, not by a flow's ~700 KB at 340×256.
+    """
 
-    def neighbour(self, rgb: np.ndarray, size: int = 16) -> int:
-        """Index of the training frame nearest to `rgb`."""
-        query = appearance_descriptor(rgb, size)
+    def __init__(self, descriptors: np.ndarray, keys: Sequence[Hashable],
+                 read_flow: Callable[[Hashable], np.ndarray]) -> None:
+        descriptors = np.asarray(descriptors, np.float32)
+        if descriptors.ndim != 2 or len(descriptors) != len(keys) or not len(keys):
+            raise ValueError("need one descriptor row per training key, and at least one")
+        size = round(math.sqrt(descriptors.shape[1] / 3))
+        if 3 * size * size != descriptors.shape[1]:
+            raise ValueError(f"descriptors of length {descriptors.shape[1]} are not 3·size² long")
+        self.descriptors, self.keys, self.size, self._read_flow = descriptors, list(keys), size, read_flow
+
+    def neighbour(self, rgb: np.ndarray) -> int:
+        """Index (into `keys`) of the training frame nearest to `rgb` `(H, W, 3) uint8`."""
+        query = appearance_descriptor(rgb, self.size)
         return int(np.argmin(((self.descriptors - query) ** 2).sum(axis=1)))
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        """The neighbour's flow at the query's size."""
-        flow = self.flows[self.neighbour(rgb)]
+        """The neighbour's flow, read back with `read_flow`, at the query's size `(H, W, 2) float32` px."""
+        flow = self._read_flow(self.keys[self.neighbour(rgb)])
         return resize_flow(flow, rgb.shape[0], rgb.shape[1])
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,8 @@ from zarr.codecs import Crc32cCodec
 
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_storage.codecs import FlowImageCodec, ImageCodec
+from im2flow_storage.completion_index import (delete_marker, ensure_index, list_names, marker_name,
+                                              read_group_attrs, read_markers, write_marker)
 from im2flow_storage.frame_reader import FrameReader, UnsupportedLayout
 from im2flow_storage.paths import exists, filesystem, flows_url, join
 
@@ -84,8 +86,10 @@ class VideoWriter:
     """
 
     def __init__(self, group: zarr.Group, step: int, shard_frames: int,
-                 rgb_codec: ImageCodec, flow_codec: FlowImageCodec) -> None:
+                 rgb_codec: ImageCodec, flow_codec: FlowImageCodec,
+                 on_complete: Callable[[VideoRecord], None] | None = None) -> None:
         self._group, self._step, self._shard = group, step, shard_frames
+        self._on_complete = on_complete
         self._codecs = {"rgb": rgb_codec, "flow": flow_codec}
         self._buffers: dict[str, list[np.ndarray]] = {"rgb": [], "flow": []}
         self._written = {"rgb": 0, "flow": 0}
@@ -147,7 +151,10 @@ class VideoWriter:
         height, width = self._frame_shape or (0, 0)
         self._group.attrs.update({**dict(attrs or {}), "n_frames": n_frames, "n_flows": n_flows, "height": height,
                                   "width": width, "n_clipped": self._n_clipped, "complete": True})
-        return _record(dict(self._group.attrs))
+        record = _record(dict(self._group.attrs))
+        if self._on_complete is not None:
+            self._on_complete(record)
+        return record
 
 
 def _record(attrs: Mapping[str, Any]) -> VideoRecord:
@@ -168,6 +175,7 @@ class FlowStore:
         if not isinstance(meta, dict) or "fingerprint" not in meta:
             raise FlowStoreError(f"{url} is not an im2flow flow store (no im2flow attributes)")
         self.meta: dict[str, Any] = meta
+        self._fs, self._path = filesystem(url)
 
     @property
     def fingerprint(self) -> str:
@@ -184,16 +192,44 @@ class FlowStore:
         """K: flow t goes from frame t to frame t + K."""
         return int(self.meta["config"]["step"])
 
-    def _video_groups(self) -> Iterator[zarr.Group]:
-        if "videos" not in self._group:
-            return
-        for _, child in self._group["videos"].groups():  # type: ignore[union-attr]
-            yield child
+    def _video_keys(self) -> list[str]:
+        return [name for name in list_names(self._fs, f"{self._path}/videos") if name.startswith("v-")]
 
     def records(self, complete_only: bool = False) -> list[VideoRecord]:
-        """Records of the videos in the store (sorted by id), optionally only complete ones."""
-        out = [_record(dict(g.attrs)) for g in self._video_groups() if "video_id" in g.attrs]
+        """Records of the videos in the store (sorted by id), optionally only complete ones.
+
+        One listing and one concurrent batch of metadata reads, however many videos the store holds.
+        """
+        attrs = read_group_attrs(self._fs, f"{self._path}/videos", self._video_keys())
+        out = [_record(a) for a in attrs.values() if "video_id" in a]
         return sorted((r for r in out if r.complete or not complete_only), key=lambda r: r.video_id)
+
+    def complete_videos(self, sources: Mapping[str, tuple[int, float]]) -> set[str]:
+        """Which of `sources` (video id → source size in bytes, mtime in s) are complete from that same source.
+
+        Read from the completion index (two listings); complete videos missing from it (a store written
+        before the index, or a crash between marking a video complete and indexing it) are read from
+        their groups, concurrently, and indexed now. See `im2flow_storage.completion_index`.
+        """
+        keys = {video_key(v): v for v in sources}
+        listed = set(self._video_keys())
+        indexed = {k: src for k, src in read_markers(self._fs, self._path).items() if k in listed}
+        for key, attrs in read_group_attrs(self._fs, f"{self._path}/videos", sorted(listed - indexed.keys())).items():
+            if attrs.get("complete") and "video_id" in attrs:
+                record = _record(attrs)
+                self._index(record)
+                indexed[key] = (record.source_size, record.source_mtime)
+        done = set()
+        for key, video_id in keys.items():
+            size, mtime = sources[video_id]
+            found = indexed.get(key)
+            if found is not None and found[0] == int(size) and abs(found[1] - float(mtime)) < 1e-3:
+                done.add(video_id)
+        return done
+
+    def _index(self, record: VideoRecord) -> None:
+        write_marker(self._fs, self._path, marker_name(video_key(record.video_id), record.source_size,
+                                                       record.source_mtime))
 
     @property
     def video_ids(self) -> list[str]:
@@ -228,6 +264,9 @@ class FlowStore:
         videos = self._group.require_group("videos")
         key = video_key(video_id)
         if key in videos:
+            old = _record(dict(videos[key].attrs)) if "video_id" in videos[key].attrs else None
+            if old is not None and old.complete:  # unindex first: the index never names an incomplete video
+                delete_marker(self._fs, self._path, marker_name(key, old.source_size, old.source_mtime))
             del videos[key]
         group = videos.create_group(key, attributes={
             "video_id": video_id, "label": label, "split": split, "source_size": int(source_size),
@@ -235,7 +274,7 @@ class FlowStore:
         enc = self.meta["config"]["encoding"]
         return VideoWriter(group, self.step, shard_frames,
                            ImageCodec(format=enc["rgb_format"], quality=enc["rgb_quality"]),
-                           FlowImageCodec(**enc["flow_codec"]))
+                           FlowImageCodec(**enc["flow_codec"]), on_complete=self._index)
 
     def _complete_group(self, video_id: str) -> zarr.Group:
         group = self._video_group(video_id)
@@ -264,6 +303,10 @@ class FlowStore:
         reader = _frame_reader(array, f"video {video_id!r} flow")
         for t in range(array.shape[0]):  # type: ignore[union-attr]
             yield reader.read_flow(t) if hasattr(reader, "read_flow") else decode_flow(reader.read(t))
+
+    def read_flow(self, video_id: str, t: int) -> np.ndarray:
+        """Flow t of `video_id`: `(H, W, 2) float32` px (u, v), from frame t to t + K."""
+        return decode_flow(self.read_flow_image(video_id, t))
 
     def read_pair(self, video_id: str, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame t and its flow: `(rgb (H, W, 3) uint8, flow (H, W, 2) float32 px, u first, v down)`.
@@ -306,11 +349,13 @@ def create_flow_store(work_dir: str, config: Mapping[str, Any], versions: Mappin
         store = FlowStore(url, zarr.open_group(url, mode="r+"))
         if store.fingerprint != fingerprint:
             raise FlowStoreError(f"{url} holds fingerprint {store.fingerprint}, expected {fingerprint}")
+        ensure_index(*filesystem(url))  # a store written before the completion index gets one
         return store
     meta = {"format_version": STORE_FORMAT_VERSION, "fingerprint": fingerprint, "config": dict(config),
             "versions": dict(versions)}
     group = zarr.open_group(url, mode="w", attributes={"im2flow": json.loads(json.dumps(meta, default=str))})
     group.require_group("videos")
+    ensure_index(*filesystem(url))
     return FlowStore(url, group)
 
 

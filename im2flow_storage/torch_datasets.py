@@ -39,9 +39,10 @@ def sample_index(store: FlowStore, video_ids: Sequence[str], label_of: dict[str,
                  frames_per_video: int | None = None) -> list[Sample]:
     """All (video, t) samples of complete `video_ids`, or `frames_per_video` evenly spaced ones each."""
     samples = []
+    records = {r.video_id: r for r in store.records(complete_only=True)}  # one listing, not a read per video
     for video_id in video_ids:
-        record = store.record(video_id)
-        if record is None or not record.complete or record.n_flows == 0:
+        record = records.get(video_id)
+        if record is None or record.n_flows == 0:
             continue
         ts = range(record.n_flows)
         if frames_per_video is not None and record.n_flows > frames_per_video:

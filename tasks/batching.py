@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -28,3 +28,21 @@ def batches_by_work(items: Sequence[T], work: Callable[[T], float], per_task: fl
         batches[-1].append(item)
         carried += work(item)
     return batches
+
+
+# Core-seconds per megapixel of frame for decoding, flow, encoding and writing, on one CPU core at
+# 340×256 (benchmarks/extract_throughput.py): only their rough size and ratios matter, as they set
+# how many videos share a task. tvl1-torch on a GPU is far cheaper; its tasks then just carry more.
+EXTRACT_SECONDS_PER_MEGAPIXEL = {"tvl1": 12.0, "tvl1-torch": 3.0, "dis": 2.5, "farneback": 2.8}
+# Opening a video, creating its group and marking it complete, whatever its length.
+EXTRACT_SECONDS_PER_VIDEO = 0.05
+
+
+def extract_work_seconds(row: Mapping[str, Any], algorithm: str, size: tuple[int, int],
+                         frame_stride: int = 1, max_frames: int | None = None) -> float:
+    """Estimated core-seconds to extract the manifest row `row` (n_frames) at output `size` (W, H) px."""
+    frames = max(1, int(row.get("n_frames") or 1) // max(1, frame_stride))
+    if max_frames is not None:
+        frames = min(frames, max_frames)
+    megapixels = size[0] * size[1] / 1e6
+    return EXTRACT_SECONDS_PER_VIDEO + frames * megapixels * EXTRACT_SECONDS_PER_MEGAPIXEL.get(algorithm, 12.0)

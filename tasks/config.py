@@ -80,7 +80,8 @@ class IngestConfig(ComputeConfig):
     test_fraction: float = Field(0.3, gt=0, lt=1, description="test share when there are no split files")
     seed: int = Field(0, description="seed of the split when there are no split files")
     min_frames: int = Field(2, ge=2, description="fewer decodable frames mark a video too_short")
-    batch_size: int = Field(16, ge=1, description="videos probed per task")
+    megabytes_per_task: float = Field(32.0, gt=0, description="video bytes one Prefect task probes (whole files; "
+                                      "less on small jobs so every worker gets some)")
 
 
 class ExtractConfig(ComputeConfig):
@@ -106,7 +107,8 @@ class ExtractConfig(ComputeConfig):
     rgb_quality: int = Field(95, ge=1, le=100)
     shard_frames: int = Field(32, ge=1, description="frames per shard file")
     retries: int = Field(2, ge=0, description="retries of a task that crashed (not of bad videos)")
-    videos_per_task: int = Field(1, ge=1, description="videos one Prefect task extracts (more for short clips)")
+    seconds_per_task: float = Field(30.0, gt=0, description="estimated core-seconds of work one Prefect task "
+                                    "carries (whole videos; less on small jobs so every worker gets some)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="tvl1-torch: where to compute")
     batch_size: int = Field(16, ge=1, description="tvl1-torch: frame pairs computed together")
     compile: bool = Field(True, description="tvl1-torch: fuse each iteration with torch.compile (built once per "

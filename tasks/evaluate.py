@@ -38,13 +38,16 @@ def fit_baselines(store: FlowStore, config: EvalConfig) -> Baselines:
     if not videos:
         raise ValueError(f"{store.url} has no complete train videos for the baselines")
     samples = sample_index(store, videos, {v: 0 for v in videos}, config.baseline_frames_per_video)
-    descriptors, flows, mean = [], [], MeanFlowBaseline()
-    for s in samples:
+    descriptors = np.empty((len(samples), 3 * config.nn_descriptor_size ** 2), np.float32)
+    mean = MeanFlowBaseline()
+    for i, s in enumerate(samples):
         rgb, flow = store.read_pair(s.video_id, s.t)
-        descriptors.append(appearance_descriptor(rgb, config.nn_descriptor_size))
-        flows.append(flow)
+        descriptors[i] = appearance_descriptor(rgb, config.nn_descriptor_size)
         mean.add(flow)
-    return Baselines(NearestNeighbourBaseline(np.stack(descriptors), flows), mean, len(samples))
+    # Only descriptors and (video_id, t) stay: a neighbour's flow is read back from the store.
+    nearest = NearestNeighbourBaseline(descriptors, [(s.video_id, s.t) for s in samples],
+                                       lambda key: store.read_flow(*key))
+    return Baselines(nearest, mean, len(samples))
 
 
 @task(name="evaluate-split", task_run_name="evaluate-{config.split}")
@@ -68,32 +71,40 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
     label_of = {r.video_id: r.label for r in videos}
     samples = sample_index(store, list(label_of), {v: 0 for v in label_of}, config.frames_per_video)
     rows, examples = [], {}
-    for s in samples:
-        rgb, true = store.read_pair(s.video_id, s.t)
-        masks = {"canny": canny_mask(rgb, config.canny_low, config.canny_high)}
-        user = (read_foreground_mask(config.fg_mask_dir, s.video_id, s.t, rgb.shape[:2])
-                if config.fg_mask_dir is not None else None)
-        masks["fg"] = user if user is not None else foreground_mask(true, config.fg_threshold_px, config.fg_kernel)
-        (image,), (potential,) = predict_with_potential(generator, [rgb], device)
-        predictions = {
-            "Im2Flow": decode_flow(image),
-            "Nearest neighbour": baselines.nearest.predict(rgb),
-            "Zero flow": zero_flow(rgb),
-            "Mean flow": baselines.mean.predict(rgb),
-        }
-        true_magnitude = float(np.linalg.norm(true, axis=-1).mean())
-        for method, pred in predictions.items():
-            scores = image_scores(pred, true, masks, config.min_norm_px)
-            magnitude = float(np.linalg.norm(pred, axis=-1).mean())
-            rows.append({"method": method, "video_id": s.video_id, "label": label_of[s.video_id], "t": s.t, **scores,
-                         "true_mean_magnitude": true_magnitude, "pred_mean_magnitude": magnitude,
-                         "potential_px": potential if method == "Im2Flow" else magnitude})
-        examples[(s.video_id, s.t)] = {"rgb": rgb, "true": true, "Im2Flow": predictions["Im2Flow"],
-                                       "Nearest neighbour": predictions["Nearest neighbour"]}
+    for start in range(0, len(samples), config.batch_size):  # G runs on a batch; the rest is per frame
+        chunk = samples[start : start + config.batch_size]
+        pairs = [store.read_pair(s.video_id, s.t) for s in chunk]
+        images, potentials = predict_with_potential(generator, [rgb for rgb, _ in pairs], device)
+        for s, (rgb, true), image, potential in zip(chunk, pairs, images, potentials):
+            rows.extend(_score_frame(s, rgb, true, decode_flow(image), potential, baselines, label_of[s.video_id],
+                                     config, examples))
         if len(examples) > 4 * examples_k:
             _keep_extremes(examples, rows, examples_k)
     _keep_extremes(examples, rows, examples_k)
     return {"rows": rows, "examples": examples, "train_frames": baselines.train_frames}
+
+
+def _score_frame(s: Any, rgb: np.ndarray, true: np.ndarray, im2flow: np.ndarray, potential: float,
+                 baselines: Baselines, label: str, config: EvalConfig,
+                 examples: dict[tuple[str, int], Any]) -> list[dict[str, Any]]:
+    """The rows of every method on one frame `(H, W, 3) uint8` with true flow `(H, W, 2)` px; adds its example."""
+    masks = {"canny": canny_mask(rgb, config.canny_low, config.canny_high)}
+    user = (read_foreground_mask(config.fg_mask_dir, s.video_id, s.t, rgb.shape[:2])
+            if config.fg_mask_dir is not None else None)
+    masks["fg"] = user if user is not None else foreground_mask(true, config.fg_threshold_px, config.fg_kernel)
+    predictions = {"Im2Flow": im2flow, "Nearest neighbour": baselines.nearest.predict(rgb),
+                   "Zero flow": zero_flow(rgb), "Mean flow": baselines.mean.predict(rgb)}
+    true_magnitude = float(np.linalg.norm(true, axis=-1).mean())
+    rows = []
+    for method, pred in predictions.items():
+        scores = image_scores(pred, true, masks, config.min_norm_px)
+        magnitude = float(np.linalg.norm(pred, axis=-1).mean())
+        rows.append({"method": method, "video_id": s.video_id, "label": label, "t": s.t, **scores,
+                     "true_mean_magnitude": true_magnitude, "pred_mean_magnitude": magnitude,
+                     "potential_px": potential if method == "Im2Flow" else magnitude})
+    examples[(s.video_id, s.t)] = {"rgb": rgb, "true": true, "Im2Flow": im2flow,
+                                   "Nearest neighbour": predictions["Nearest neighbour"]}
+    return rows
 
 
 def _keep_extremes(examples: dict[tuple[str, int], Any], rows: list[dict[str, Any]], k: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-DEMO_EXTRACT: dict[str, Any] = {"short_side": 64, "videos_per_task": 8}
+DEMO_EXTRACT: dict[str, Any] = {"short_side": 64}
 """The demo runs at 64 px (DESIGN.md, compute budget): real datasets keep the 256 px default.
 
 Eight short clips per Prefect task: one 8-frame clip is ~0.2 s of work, less than Prefect's

@@ -13,7 +13,7 @@ from tests.conftest import panning_frames, write_video
 
 pytestmark = pytest.mark.services
 
-TINY = {"extract": {"short_side": 32, "videos_per_task": 4},
+TINY = {"extract": {"short_side": 32},
         "train": {"epochs": 1, "generator": {"depth": 5, "ngf": 8, "input_size": 32}, "load_size": 36,
                   "phi": {"epochs": 1, "base_width": 8}, "batch_size": 8},
         "evaluate": {"frames_per_video": 2, "baseline_frames_per_video": 2},

@@ -38,7 +38,7 @@ def test_ingest_extract_resume_and_new_videos(tmp_path, prefect_harness, dask_ad
     root, work = tmp_path / "data", str(tmp_path / "work")
     _dataset(root)
     runner = task_runner(dask_address)
-    summary = ingest_flow.with_options(task_runner=runner)(str(root), work, IngestConfig(batch_size=2))
+    summary = ingest_flow.with_options(task_runner=runner)(str(root), work, IngestConfig())
     rows = {r["video_id"]: r for r in read_manifest(work)}
     assert summary["status"] == {"ok": 5, "empty": 1, "corrupt": 2, "too_short": 1}
     assert rows["Pan/empty"]["status"] == "empty" and rows["Flower/single"]["status"] == "too_short"

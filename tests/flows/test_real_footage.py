@@ -43,7 +43,7 @@ def test_real_h264_footage_in_common_codecs_ingests_and_extracts(tmp_path, prefe
     (root / "Film" / "truncated.mp4").write_bytes(data[: len(data) // 2])  # a download cut off half-way
 
     runner = task_runner(dask_address)
-    summary = ingest_flow.with_options(task_runner=runner)(str(root), work, IngestConfig(batch_size=2))
+    summary = ingest_flow.with_options(task_runner=runner)(str(root), work, IngestConfig())
     assert summary["status"]["ok"] == 7
     rows = {r["video_id"].rsplit("/", 1)[1]: r for r in read_manifest(work)}
     for name, (frames, width, height) in {"bikes.mp4": (250, 640, 272), "bigbuckbunny.mp4": (132, 1280, 720),

@@ -74,10 +74,18 @@ def test_baselines():
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
     flows = [_field(k + 1, -k, (16, 16)) for k in range(3)]
-    nn = NearestNeighbourBaseline(np.stack([appearance_descriptor(f) for f in frames]), flows)
-    assert nn.neighbour(frames[1]) == 1
+    reads = []
+    nn = NearestNeighbourBaseline(np.stack([appearance_descriptor(f) for f in frames]), ["a", "b", "c"],
+                                  lambda key: reads.append(key) or flows["abc".index(key)])
+    assert nn.neighbour(frames[1]) == 1 and not reads  # searching reads no flow
     big = np.repeat(np.repeat(frames[2], 2, 0), 2, 1)  # the same frame at twice the size
     np.testing.assert_allclose(nn.predict(big), _field(6, -4, (32, 32)), atol=1e-5)  # vectors rescale too
+    assert reads == ["c"]  # only the neighbour's flow was read
+    small = NearestNeighbourBaseline(np.stack([appearance_descriptor(f, 4) for f in frames]), "abc",
+                                     lambda key: flows["abc".index(key)])
+    assert small.size == 4 and small.neighbour(frames[0]) == 0  # the descriptor size comes with the descriptors
+    with pytest.raises(ValueError):
+        NearestNeighbourBaseline(np.zeros((2, 10), np.float32), "ab", lambda key: flows[0])
     mean = MeanFlowBaseline(grid=8)
     for f in flows:
         mean.add(f)

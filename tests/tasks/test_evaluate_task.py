@@ -5,3 +5,31 @@ def test_evaluation_keeps_only_extreme_examples():
     examples = {(r["video_id"], 0): i for i, r in enumerate(rows)}
     _keep_extremes(examples, rows, 1)
     assert set(examples) == {("v1", 0), ("v2", 0)}  # the best (EPE 1) and the worst (EPE 9)
+
+
+def test_nearest_neighbour_read_back_from_the_store_equals_the_in_memory_search(tmp_path):
+    import numpy as np
+
+    from im2flow_core.baselines import appearance_descriptor, resize_flow
+    from im2flow_storage import open_flow_store
+    from tasks.config import EvalConfig
+    from tasks.evaluate import fit_baselines
+    from tasks.synthetic_store import write_synthetic_store
+
+    store = open_flow_store(write_synthetic_store(tmp_path, actions=("swim_left", "spin_cw", "bounce"), n_frames=5))
+    config = EvalConfig(baseline_frames_per_video=3)
+    baselines = fit_baselines(store, config)
+    assert not hasattr(baselines.nearest, "flows")  # it keeps descriptors and keys, no flows
+    # The search as it was, everything in memory: every sampled training frame's flow in a list.
+    train = [(r.video_id, t) for r in store.records(complete_only=True) if r.split == "train" for t in (0, 2, 3)]
+    assert sorted(baselines.nearest.keys) == sorted(train)
+    pairs = [store.read_pair(v, t) for v, t in baselines.nearest.keys]
+    descriptors = np.stack([appearance_descriptor(rgb, config.nn_descriptor_size) for rgb, _ in pairs])
+    tests = [r.video_id for r in store.records(complete_only=True) if r.split == "test"]
+    assert len(tests) == 3
+    for video_id in tests:
+        for t in range(4):
+            rgb, _ = store.read_pair(video_id, t)
+            nearest = int(np.argmin(((descriptors - appearance_descriptor(rgb, config.nn_descriptor_size)) ** 2).sum(1)))
+            expected = resize_flow(pairs[nearest][1], *rgb.shape[:2])
+            np.testing.assert_array_equal(baselines.nearest.predict(rgb), expected)
