@@ -54,3 +54,39 @@ def _model_tracking_uri(model: str | None, work_dir: str | None) -> str | None:
     """The tracking store a model reference needs (None for a weights file), for the preflight."""
     from tasks.models import is_model_file
     return None if model and is_model_file(model) else _tracking_uri(work_dir)
+
+
+# Commands that run Prefect flows: their INFO lines go to a log file (flows.console_logging).
+_LOGGED_COMMANDS = {"ingest", "extract", "train", "predict", "evaluate", "recognize", "potential", "pipeline",
+                    "serve", "demo", "export", "import-flow"}
+
+
+@app.callback()
+def _global_options(ctx: typer.Context, verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="also print every task's log lines (always in WORK_DIR/logs and the Prefect UI)")] = False
+                    ) -> None:
+    """Options for every command, given before its name: `im2flow --verbose extract ...`."""
+    name = ctx.invoked_subcommand
+    if name not in _LOGGED_COMMANDS:
+        return
+    from flows.console_logging import configure_logging
+    log_file = configure_logging(_work_dir_of(ctx, name), name, verbose or bool(os.environ.get("IM2FLOW_VERBOSE")))
+    if log_file is not None:
+        console.print(f"[dim]log: {log_file}[/dim]", soft_wrap=True)
+
+
+def _work_dir_of(ctx: typer.Context, name: str) -> str | None:
+    """The work dir the command `name` was given (`--work-dir`/`-w`), or its default; None if it has none."""
+    import sys
+
+    args = sys.argv[1:]  # click has consumed the command's arguments before this callback runs
+    for i, arg in enumerate(args):
+        if arg in ("--work-dir", "-w") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--work-dir="):
+            return arg.split("=", 1)[1]
+    command = ctx.command.get_command(ctx, name)  # type: ignore[attr-defined]
+    for param in getattr(command, "params", []):
+        if param.name == "work_dir" and isinstance(param.default, str):
+            return param.default
+    return None

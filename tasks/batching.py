@@ -18,7 +18,7 @@ def batches_by_work(items: Sequence[T], work: Callable[[T], float], per_task: fl
     if not items:
         return []
     total = sum(work(item) for item in items)
-    target = max(1e-9, min(per_task, math.ceil(total / max(1, min_tasks))))
+    target = max(1e-9, min(per_task, total / max(1, min_tasks)))
     batches: list[list[T]] = [[]]
     carried = 0.0
     for item in items:

@@ -1,0 +1,74 @@
+"""Where the CLI's log lines go: warnings and errors to the console, everything to a log file and the Prefect UI.
+
+At 13,000 videos, one INFO line per Prefect task and Dask's own lines would bury what matters.
+The console keeps one progress bar per stage, warnings, errors and the final summary; every INFO
+line (task runs, flow runs, Dask) goes to `<work dir>/logs/im2flow-<UTC time>.log` and, as before, to
+the Prefect API (the UI). `--verbose` puts them back on the console.
+
+It works through Prefect's own logging configuration (`PREFECT_LOGGING_SETTINGS_PATH`): Prefect's
+default file plus a file handler, so local Dask workers, which inherit the environment, log the same
+way. It must run before Prefect or Dask is imported; workers of an external cluster keep their own
+logging (their task lines still reach the Prefect UI).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from im2flow_storage.paths import local_path
+
+
+def log_file_for(work_dir: str | None, command: str) -> Path:
+    """`<work_dir>/logs/im2flow-<command>-<UTC time>.log` for a local work dir, else under the temp folder."""
+    local = local_path(work_dir) if work_dir else None
+    folder = Path(local) / "logs" if local else Path(tempfile.gettempdir()) / "im2flow-logs"
+    return folder / f"im2flow-{command}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"
+
+
+def logging_config(log_file: Path, verbose: bool) -> dict[str, Any]:
+    """Prefect's default logging configuration with a file handler on the root and Dask's loggers."""
+    spec = importlib.util.find_spec("prefect")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("prefect is not installed")
+    default = Path(next(iter(spec.submodule_search_locations))) / "logging" / "logging.yml"
+    config = yaml.safe_load(default.read_text())
+    file_handler = {"level": "INFO", "class": "logging.FileHandler", "filename": str(log_file),
+                    "formatter": "standard", "delay": True, "encoding": "utf-8"}
+    config["handlers"]["console"]["level"] = 0 if verbose else "WARNING"
+    config["handlers"]["file"] = file_handler
+    config["root"]["handlers"] = ["console", "file"]
+    # Dask's loggers get handlers of their own: a LocalCluster turns every stream handler of the
+    # `distributed` logger down to WARNING while it runs, which must not silence Prefect's lines too.
+    config["handlers"]["dask_console"] = {"level": 0 if verbose else "WARNING", "class": "logging.StreamHandler",
+                                          "formatter": "standard", "stream": "ext://sys.stderr"}
+    config["handlers"]["dask_file"] = dict(file_handler)
+    config["loggers"]["distributed"] = {"level": "INFO", "handlers": ["dask_console", "dask_file"], "propagate": False}
+    return config
+
+
+def configure_logging(work_dir: str | None, command: str, verbose: bool) -> Path | None:
+    """Send this command's (and its local workers') INFO lines to a log file, the console only if `verbose`.
+
+    Returns the log file, or None when Prefect was already imported (too late to configure) or the
+    user set `PREFECT_LOGGING_SETTINGS_PATH` themselves (their configuration wins).
+    """
+    import sys
+
+    if "prefect" in sys.modules or os.environ.get("PREFECT_LOGGING_SETTINGS_PATH"):
+        return None
+    log_file = log_file_for(work_dir, command)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    settings = log_file.with_suffix(".logging.yml")
+    settings.write_text(yaml.safe_dump(logging_config(log_file, verbose), sort_keys=False))
+    os.environ["PREFECT_LOGGING_SETTINGS_PATH"] = str(settings)
+    if not verbose:
+        # Dask reads its own logging setting when imported (here and in local workers): quiet until WARNING.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    return log_file
