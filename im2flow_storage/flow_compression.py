@@ -1,7 +1,7 @@
 """Compression of one flow field (u, v) for the flow store, in two documented modes.
 
 `bounded` (default): the flow is put on a fine grid (1/256 px at the default ±128 px bound),
-coded lossy with JPEG-XL (one grey plane per component), and a residual layer stores the
+coded lossy with JPEG-XL (u and v side by side in one grey plane), and a residual layer stores the
 remaining error rounded to `√2 · max_error_px`, losslessly. Every decoded (u, v) is within
 `max_error_px` (end-point error) of the float flow for |u|, |v| ≤ `bound_px`; the lossy layer
 puts most values much closer (mean ≈ 0.015 px at the defaults), at fewer bytes than a
@@ -95,7 +95,7 @@ class BoundedFlowCompression:
     max_error_px: float = 0.085
     bound_px: float = 128.0
     distance: float = 0.02
-    effort: int = 7
+    effort: int = 3
 
     def __post_init__(self) -> None:
         if not 0.005 <= self.max_error_px <= 1.0:
@@ -118,12 +118,20 @@ class BoundedFlowCompression:
 
     def _lossy(self, flow: np.ndarray) -> tuple[list[bytes], np.ndarray]:
         levels = _to_uint16(quantize_flow(flow, self._grid_px))
-        planes = [imagecodecs.jpegxl_encode(np.ascontiguousarray(levels[..., c]), distance=self.distance,
-                                            effort=self.effort) for c in range(2)]
+        # u and v side by side in one grey plane `(H, 2W)`: one JPEG-XL encode and one decode instead
+        # of two each, which halves the codec's fixed cost per frame and codes ~5 % smaller (measured).
+        plane = np.ascontiguousarray(np.concatenate([levels[..., 0], levels[..., 1]], axis=1))
+        planes = [imagecodecs.jpegxl_encode(plane, distance=self.distance, effort=self.effort)]
         return planes, self._lossy_decode(planes)
 
-    def _lossy_decode(self, planes: list[bytes]) -> np.ndarray:
-        levels = np.stack([imagecodecs.jpegxl_decode(p) for p in planes[:2]], axis=-1).astype(np.int32) - _OFFSET
+    def _lossy_decode(self, lossy: list[bytes]) -> np.ndarray:
+        """The lossy layer: one side-by-side plane, or (frames written before it) one plane per component."""
+        if len(lossy) == 1:
+            plane = imagecodecs.jpegxl_decode(lossy[0])
+            half = plane.shape[1] // 2
+            levels = np.stack([plane[:, :half], plane[:, half:]], axis=-1).astype(np.int32) - _OFFSET
+        else:
+            levels = np.stack([imagecodecs.jpegxl_decode(p) for p in lossy], axis=-1).astype(np.int32) - _OFFSET
         return dequantize_flow(levels, self._grid_px)
 
     def encode(self, flow: np.ndarray) -> list[bytes]:
@@ -139,8 +147,8 @@ class BoundedFlowCompression:
 
     def decode(self, planes: list[bytes]) -> np.ndarray:
         """See FlowCompression."""
-        approx = self._lossy_decode(planes)
-        stored = imagecodecs.jpegxl_decode(planes[2])
+        approx = self._lossy_decode(planes[:-1])
+        stored = imagecodecs.jpegxl_decode(planes[-1])
         residual = stored.astype(np.float32) - (128 if stored.dtype == np.uint8 else _OFFSET)
         return (approx + residual * np.float32(self._residual_step_px)).astype(np.float32)
 

@@ -102,7 +102,7 @@ class ExtractConfig(ComputeConfig):
     flow_bound_px: float = Field(128.0, description="bounded: largest |u|, |v| stored unclipped")
     flow_distance: float = Field(0.02, description="bounded: JPEG-XL distance of the lossy layer")
     flow_step_px: float = Field(1 / 18, description="quantized: rounding step in px")
-    flow_effort: int = Field(7, description="JPEG-XL effort (1-10) of the flow codec")
+    flow_effort: int = Field(3, description="JPEG-XL effort (1-10) of the flow codec (7: ~5 % smaller, 7× slower)")
     rgb_format: Literal["jpeg", "png"] = "jpeg"
     rgb_quality: int = Field(95, ge=1, le=100)
     shard_frames: int = Field(32, ge=1, description="frames per shard file")

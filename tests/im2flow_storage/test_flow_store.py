@@ -211,3 +211,26 @@ def test_corrupted_shard_bytes_fail_the_read_naming_video_and_frame(tmp_path):
     shard.write_bytes(bytes(data))
     with pytest.raises(CorruptFrame, match="index of shard 1"):
         FrameReader(arrays["rgb"], video_id).read(4)
+
+
+def test_bounded_flow_frames_of_the_earlier_two_plane_layout_still_decode():
+    import imagecodecs
+
+    from im2flow_core.flow_encoding import quantize_flow
+    from im2flow_storage.flow_compression import _OFFSET, BoundedFlowCompression, _to_uint16
+
+    codec = BoundedFlowCompression()
+    rng = np.random.default_rng(3)
+    flow = cv2.resize(rng.normal(0, 6, (5, 7, 2)).astype(np.float32), (40, 24), interpolation=cv2.INTER_CUBIC)
+    planes = codec.encode(flow)
+    assert len(planes) == 2  # u and v side by side in one lossy plane, then the residual
+    assert np.abs(codec.decode(planes) - flow).max() <= codec.max_error_px
+    # As frames were written before: one lossy plane per component, the residual against their decode.
+    levels = _to_uint16(quantize_flow(flow, codec._grid_px))
+    old = [imagecodecs.jpegxl_encode(np.ascontiguousarray(levels[..., c]), distance=codec.distance, effort=7)
+           for c in range(2)]
+    approx = codec._lossy_decode(old)
+    residual = np.rint((flow - approx) / codec._residual_step_px).astype(np.int32)
+    old.append(imagecodecs.jpegxl_encode(np.ascontiguousarray((residual + 128).astype(np.uint8)), lossless=True))
+    assert np.linalg.norm(codec.decode(old) - flow, axis=-1).max() <= codec.max_error_px + 1e-6
+    assert _OFFSET == 32768
