@@ -11,18 +11,21 @@ are tiny and DIS costs under a millisecond a pair) and the rerun of a complete s
 Quality bar (issue 14): s/video of every stage grows ≤ 1.15×; the driver's peak RSS ≤ 1.25× and no
 worker's more; extraction ≤ 0.1 worker-seconds a tiny video; the rerun ≤ 5 % of the first run.
 
-Run: python benchmarks/scale.py [--videos 300] [--factor 4] [--workers 2] [--keep DIR]
+Run: python benchmarks/scale.py [--videos 1000] [--factor 4] [--workers 2] [--keep DIR]
      python benchmarks/scale.py --videos 13320 --factor 1     # UCF-101's count, one size
 Each stage runs as the CLI runs it: ingest and extract on a fresh local Dask cluster, train,
-evaluate, recognize and potential in the driver; all on one Prefect API started before timing.
+evaluate, recognize and potential in the driver; each size in a fresh process with its own Prefect API
+(started before timing). Peak RSS: the driver sampled every 50 ms, each worker's VmHWM.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -32,6 +35,7 @@ from typing import Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")  # the stage lines, not every task's
 
 import cv2
 import httpx
@@ -114,7 +118,12 @@ def task_run_count(api_url: str) -> int:
 
 
 def _worker_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+    """This process's peak resident memory (VmHWM): unlike ru_maxrss, not inherited from the parent at spawn."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def run_stage(name: str, work: Path, api_url: str, body: Callable[[str | None], Any], dask_workers: int | None,
@@ -207,28 +216,40 @@ def print_table(results: dict[int, list[dict[str, Any]]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=300, help="the smaller size (default 300)")
+    parser.add_argument("--videos", type=int, default=1000, help="the smaller size (default 1000)")
     parser.add_argument("--factor", type=int, default=4, help="the larger size is factor × videos (1: one size)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=32, help="frame side in px")
     parser.add_argument("--frames", type=int, default=8, help="frames a clip")
     parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary folder, removed)")
+    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)  # internal: one size, rows to --rows
+    parser.add_argument("--rows", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+    if args.one_size:
+        from prefect.settings import PREFECT_API_URL
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness(server_startup_timeout=180):
+            api_url = PREFECT_API_URL.value()
+            os.environ["PREFECT_API_URL"] = api_url  # Dask workers report their task runs to the same API
+            rows = run_size(args.one_size, args.keep, args.workers, api_url, args.size, args.frames)
+        args.rows.write_text(json.dumps(rows))
+        return
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="im2flow-scale-"))
     root.mkdir(parents=True, exist_ok=True)
     sizes = [args.videos] if args.factor == 1 else [args.videos, args.videos * args.factor]
     try:
-        with prefect_test_harness(server_startup_timeout=180):
-            api_url = PREFECT_API_URL.value()
-            os.environ["PREFECT_API_URL"] = api_url  # Dask workers report their task runs to the same API
-            results = {}
-            for n in sizes:
-                print(f"{n} videos:", flush=True)
-                results[n] = run_size(n, root, args.workers, api_url, args.size, args.frames)
+        results = {}
+        for n in sizes:
+            # Each size in a fresh process, so both start from the same memory and state.
+            print(f"{n} videos:", flush=True)
+            rows_file = root / f"rows-{n}.json"
+            subprocess.run([sys.executable, __file__, "--one-size", str(n), "--rows", str(rows_file), "--keep",
+                            str(root), "--workers", str(args.workers), "--size", str(args.size), "--frames",
+                            str(args.frames)], check=True)
+            results[n] = json.loads(rows_file.read_text())
         print_table(results)
         for n, rows in results.items():
             by = {r["stage"]: r for r in rows}
@@ -237,7 +258,6 @@ def main() -> None:
                   f"{100 * by['extract (rerun)']['seconds'] / by['extract']['seconds']:.1f} % of the first run "
                   f"(target ≤ 5 %)")
     finally:
-        os.environ.pop("PREFECT_API_URL", None)
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
 
