@@ -21,9 +21,9 @@ evaluate, recognize and potential in the driver; each size in a fresh process wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -237,10 +237,10 @@ def main() -> None:
         args.rows.write_text(json.dumps(rows))
         return
 
-    root = args.keep or Path(tempfile.mkdtemp(prefix="im2flow-scale-"))
-    root.mkdir(parents=True, exist_ok=True)
     sizes = [args.videos] if args.factor == 1 else [args.videos, args.videos * args.factor]
-    try:
+    with contextlib.ExitStack() as stack:  # a temporary folder is removed on the way out, even on errors
+        root = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im2flow-scale-")))
+        root.mkdir(parents=True, exist_ok=True)
         results = {}
         for n in sizes:
             # Each size in a fresh process, so both start from the same memory and state.
@@ -257,9 +257,6 @@ def main() -> None:
                   f"(target ≤ 0.1); rerun of the complete store {by['extract (rerun)']['seconds']:.1f} s = "
                   f"{100 * by['extract (rerun)']['seconds'] / by['extract']['seconds']:.1f} % of the first run "
                   f"(target ≤ 5 %)")
-    finally:
-        if args.keep is None:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
