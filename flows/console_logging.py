@@ -22,13 +22,13 @@ from typing import Any
 
 import yaml
 
-from im2flow_storage.paths import local_path
+from im2flow_storage.paths import local_path, logs_url
 
 
 def log_file_for(work_dir: str | None, command: str) -> Path:
     """`<work_dir>/logs/im2flow-<command>-<UTC time>.log` for a local work dir, else under the temp folder."""
-    local = local_path(work_dir) if work_dir else None
-    folder = Path(local) / "logs" if local else Path(tempfile.gettempdir()) / "im2flow-logs"
+    local = local_path(logs_url(work_dir)) if work_dir else None
+    folder = Path(local) if local else Path(tempfile.gettempdir()) / "im2flow-logs"
     return folder / f"im2flow-{command}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"
 
 

@@ -14,17 +14,16 @@ import zarr
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from im2flow_core.optical_flow import FlowAlgorithm
-from im2flow_core.video import resolve_frame_size
-from tasks.config import ExtractConfig
 from flows.preflight import check_gpu_workers
 from flows.previews import flow_previews_markdown
 from flows.progress import gather_batches
-from im2flow_storage.flow_store import create_flow_store
+from im2flow_core.optical_flow import FlowAlgorithm
+from im2flow_core.video import resolve_frame_size
+from im2flow_storage.flow_store import FlowStore, create_flow_store
 from im2flow_storage.manifest import read_manifest
 from im2flow_storage.reports import write_extract_report
-from im2flow_storage.flow_store import FlowStore
 from tasks.batching import batches_by_work, extract_work_seconds
+from tasks.config import ExtractConfig
 from tasks.extract import extract_videos
 
 

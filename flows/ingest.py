@@ -11,13 +11,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import as_completed
 
-from tasks.config import IngestConfig
 from flows.progress import RunProgress
 from im2flow_storage.datasets import scan_dataset
 from im2flow_storage.manifest import ManifestError, read_manifest, write_manifest
 from tasks.batching import batches_by_work
+from tasks.config import IngestConfig
 from tasks.ingest import probe_videos
-
 
 # Small jobs still spread over this many tasks, so every worker of a cluster gets some and progress moves.
 MIN_TASKS = 32

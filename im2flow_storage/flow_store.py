@@ -32,8 +32,15 @@ from zarr.codecs import Crc32cCodec
 
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_storage.codecs import FlowImageCodec, ImageCodec
-from im2flow_storage.completion_index import (delete_marker, ensure_index, list_names, marker_name,
-                                              read_group_attrs, read_markers, write_marker)
+from im2flow_storage.completion_index import (
+    delete_marker,
+    ensure_index,
+    list_names,
+    marker_name,
+    read_group_attrs,
+    read_markers,
+    write_marker,
+)
 from im2flow_storage.frame_reader import FrameReader, UnsupportedLayout
 from im2flow_storage.paths import exists, filesystem, flows_url, join
 

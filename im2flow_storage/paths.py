@@ -109,3 +109,8 @@ def recognize_url(work_dir: str, fingerprint: str) -> str:
 def pipeline_cache_url(work_dir: str) -> str:
     """Folder of the pipeline's cached stage results and cache keys (Prefect result storage)."""
     return join(work_dir, "pipeline-cache")
+
+
+def logs_url(work_dir: str) -> str:
+    """Folder of the CLI's log files (every INFO line of a command; the console shows warnings only)."""
+    return join(work_dir, "logs")

@@ -16,8 +16,8 @@ from im2flow_storage.flow_store import FlowStore
 from im2flow_storage.images import read_foreground_mask
 from im2flow_storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
-from tasks.potential import predict_with_potential
 from tasks.models import load_generator
+from tasks.potential import predict_with_potential
 from tasks.train_data import resolve_device
 
 METHODS = ("Im2Flow", "Nearest neighbour", "Zero flow", "Mean flow")
