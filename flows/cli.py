@@ -104,7 +104,8 @@ def train(work_dir: WorkDir, config: ConfigFile = None,
 
 
 @app.command()
-def predict(images: Annotated[list[str], typer.Argument(help="image files (any size) or folders of them")],
+def predict(images: Annotated[list[str], typer.Argument(
+                help="image files (any size), folders of them, or .txt lists of them")],
             out: Annotated[Path, typer.Option("--out", help="output folder")],
             model: Annotated[Optional[str], typer.Option(help="exported .pt file or MLflow model URI")] = None,
             work_dir: Annotated[Optional[str], typer.Option("--work-dir", "-w", help="for the default model")] = None,
@@ -181,7 +182,7 @@ def recognize(work_dir: WorkDir,
 @app.command()
 def potential(work_dir: WorkDir,
               images: Annotated[Optional[list[str]], typer.Argument(
-                  help="image files or folders of them; none = a split's frames")] = None,
+                  help="image files, folders or .txt lists of them; none = a split's frames")] = None,
               split: Annotated[Optional[str], typer.Option()] = None,
               model: Annotated[Optional[str], typer.Option(help="exported .pt or MLflow URI")] = None,
               config: ConfigFile = None) -> None:

@@ -64,13 +64,25 @@ def fit_head_on_store(generator: UNetGenerator, store: FlowStore, video_ids: lis
     return fit_potential_head(np.stack(features), np.array(truth), groups)
 
 
+LIST_EXTENSIONS = (".txt", ".lst", ".list")
+
+
 def image_files(paths: Iterable[str]) -> list[str]:
-    """Files given, and the image files under given folders (recursively, sorted)."""
+    """Files given, the image files under given folders (recursively, sorted), and the files named in list files.
+
+    A list file (`.txt`, `.lst`, `.list`) names one image per line, relative to its own folder or
+    absolute; blank lines and lines starting with `#` are skipped.
+    """
     out: list[str] = []
     for item in paths:
         path = Path(item).expanduser()
         if path.is_dir():
             out += [str(p) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
+            for line in path.read_text().splitlines():
+                name = line.strip()
+                if name and not name.startswith("#"):
+                    out.append(str(path.parent / Path(name).expanduser()))  # an absolute name stays absolute
         else:
             out.append(str(path))
     return out

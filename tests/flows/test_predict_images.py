@@ -31,3 +31,16 @@ def test_a_folder_larger_than_a_batch_with_odd_sizes_and_a_broken_file(tmp_path)
         alone = predict_flow_images(generator, [rgb], 32)[0]
         np.testing.assert_allclose(image, alone, atol=1e-5)  # batching does not change a prediction
         assert rows[i]["motion_potential_px"] == round(motion_potential(alone), 4)  # no head: the mean magnitude
+
+
+def test_a_list_file_names_images_relative_to_itself(tmp_path):
+    (tmp_path / "a").mkdir()
+    for name in ("a/x.png", "y.png"):
+        cv2.imwrite(str(tmp_path / name), real_texture(20, 24, 0))
+    absolute = tmp_path / "abs.png"
+    cv2.imwrite(str(absolute), real_texture(20, 24, 1))
+    listing = tmp_path / "images.txt"
+    listing.write_text(f"# stills\na/x.png\n\n  y.png\n{absolute}\nmissing.png\n")
+    assert image_files([str(listing), str(tmp_path / "a")]) == [
+        str(tmp_path / "a/x.png"), str(tmp_path / "y.png"), str(absolute), str(tmp_path / "missing.png"),
+        str(tmp_path / "a/x.png")]
