@@ -12,7 +12,7 @@ Quality bar (issue 14): s/video of every stage grows ≤ 1.15×; the driver's pe
 worker's more; extraction ≤ 0.1 worker-seconds a tiny video; the rerun ≤ 5 % of the first run.
 
 Run: python benchmarks/scale.py [--videos 1000] [--factor 4] [--workers 2] [--keep DIR]
-     python benchmarks/scale.py --videos 13320 --factor 1     # UCF-101's count, one size
+     python benchmarks/scale.py --sizes 4000,13320            # and UCF-101's count
 Each stage runs as the CLI runs it: ingest and extract on a fresh local Dask cluster, train,
 evaluate, recognize and potential in the driver; each size in a fresh process with its own Prefect API
 (started before timing). Peak RSS: the driver sampled every 50 ms, each worker's VmHWM.
@@ -204,7 +204,7 @@ def print_table(results: dict[int, list[dict[str, Any]]]) -> None:
     sizes = sorted(results)
     if len(sizes) < 2:
         return
-    small, large = results[sizes[0]], results[sizes[-1]]
+    small, large = results[sizes[0]], results[sizes[-1]]  # the smallest and the largest size
     print(f"\ngrowth from {sizes[0]} to {sizes[-1]} videos (targets: s/video ≤ 1.15×, peak RSS ≤ 1.25×)")
     print("| stage | s/video | driver peak RSS | largest worker RSS | task runs |")
     print("|---|---:|---:|---:|---:|")
@@ -218,6 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=1000, help="the smaller size (default 1000)")
     parser.add_argument("--factor", type=int, default=4, help="the larger size is factor × videos (1: one size)")
+    parser.add_argument("--sizes", help="comma-separated sizes instead of --videos and --factor, e.g. 4000,13320")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=32, help="frame side in px")
     parser.add_argument("--frames", type=int, default=8, help="frames a clip")
@@ -238,6 +239,8 @@ def main() -> None:
         return
 
     sizes = [args.videos] if args.factor == 1 else [args.videos, args.videos * args.factor]
+    if args.sizes:
+        sizes = [int(n) for n in args.sizes.split(",")]
     with contextlib.ExitStack() as stack:  # a temporary folder is removed on the way out, even on errors
         root = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im2flow-scale-")))
         root.mkdir(parents=True, exist_ok=True)

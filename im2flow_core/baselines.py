@@ -50,11 +50,13 @@ class NearestNeighbourBaseline:
         if 3 * size * size != descriptors.shape[1]:
             raise ValueError(f"descriptors of length {descriptors.shape[1]} are not 3·size² long")
         self.descriptors, self.keys, self.size, self._read_flow = descriptors, list(keys), size, read_flow
+        self._squared_norms = np.einsum("ij,ij->i", descriptors, descriptors)
 
     def neighbour(self, rgb: np.ndarray) -> int:
         """Index (into `keys`) of the training frame nearest to `rgb` `(H, W, 3) uint8`."""
         query = appearance_descriptor(rgb, self.size)
-        return int(np.argmin(((self.descriptors - query) ** 2).sum(axis=1)))
+        # ‖d − q‖² = ‖d‖² − 2 d·q + ‖q‖²: one matrix-vector product, no (N, D) temporary per query.
+        return int(np.argmin(self._squared_norms - 2 * (self.descriptors @ query)))
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """The neighbour's flow, read back with `read_flow`, at the query's size `(H, W, 2) float32` px."""
