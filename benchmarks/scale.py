@@ -84,6 +84,7 @@ class PeakRSS:
     """Samples this process's resident memory every 50 ms while it runs; `.peak_mb` after."""
 
     def __init__(self) -> None:
+        self.start_mb = psutil.Process().memory_info().rss / 2**20  # what earlier stages left allocated
         self.peak_mb, self._stop = 0.0, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -150,7 +151,7 @@ def run_stage(name: str, work: Path, api_url: str, body: Callable[[str | None], 
             seconds = time.perf_counter() - started
     files1, bytes1 = tree_size(work)
     return {"stage": name, "videos": n_videos, "seconds": seconds, "s_per_video": seconds / n_videos,
-            "driver_mb": driver.peak_mb, "worker_mb": worker_mb, "files": files1 - files0,
+            "driver_mb": driver.peak_mb, "driver_added_mb": driver.peak_mb - driver.start_mb, "worker_mb": worker_mb, "files": files1 - files0,
             "mb_written": (bytes1 - bytes0) / 1e6, "task_runs": task_run_count(api_url) - tasks0,
             "worker_s_per_video": seconds * (dask_workers or 1) / n_videos}
 
@@ -195,12 +196,14 @@ def run_size(n_videos: int, root: Path, workers: int, api_url: str, size: int, n
 
 def print_table(results: dict[int, list[dict[str, Any]]]) -> None:
     """Both sizes per stage, then the growth ratios."""
-    print("\n| stage | videos | wall s | ms/video | driver peak MB | largest worker MB | files | MB written | task runs |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| stage | videos | wall s | ms/video | driver peak MB | driver peak above its start MB | largest worker MB "
+          "| files | MB written | task runs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, rows in results.items():
         for r in rows:
             print(f"| {r['stage']} | {n} | {r['seconds']:.1f} | {1000 * r['s_per_video']:.1f} | {r['driver_mb']:.0f} | "
-                  f"{r['worker_mb']:.0f} | {r['files']} | {r['mb_written']:.1f} | {r['task_runs']} |")
+                  f"{r['driver_added_mb']:.0f} | {r['worker_mb']:.0f} | {r['files']} | {r['mb_written']:.1f} | "
+                  f"{r['task_runs']} |")
     sizes = sorted(results)
     if len(sizes) < 2:
         return
