@@ -18,11 +18,10 @@ from flows.preflight import check_gpu_workers
 from flows.previews import flow_previews_markdown
 from flows.progress import gather_batches
 from im2flow_core.optical_flow import FlowAlgorithm
-from im2flow_core.video import resolve_frame_size
 from im2flow_storage.flow_store import FlowStore, create_flow_store
 from im2flow_storage.manifest import read_manifest
 from im2flow_storage.reports import write_extract_report
-from tasks.batching import batches_by_work, extract_work_seconds
+from tasks.batching import extract_batches
 from tasks.config import ExtractConfig
 from tasks.extract import extract_videos
 
@@ -48,15 +47,6 @@ def _gpu_annotation(config: ExtractConfig) -> contextlib.AbstractContextManager:
     if config.algorithm is FlowAlgorithm.tvl1_torch and config.device == "cuda" and config.dask_address:
         return dask.annotate(resources={"GPU": 1})
     return contextlib.nullcontext()
-
-
-# Small jobs still spread over this many tasks, so every worker of a cluster gets some and progress moves.
-MIN_TASKS = 32
-
-
-def _work_seconds(row: dict[str, Any], config: ExtractConfig) -> float:
-    size = resolve_frame_size(row["width"], row["height"], config.short_side, config.size)
-    return extract_work_seconds(row, config.algorithm.value, size, config.frame_stride, config.max_frames)
 
 
 def _task_name(batch: list[dict[str, Any]]) -> str:
@@ -99,7 +89,7 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
     store = create_flow_store(work_dir, store_config, library_versions())
     complete = store.complete_videos({r["video_id"]: (r["size_bytes"], r["mtime"]) for r in rows})
     todo = [r for r in rows if r["video_id"] not in complete]
-    batches = batches_by_work(todo, lambda r: _work_seconds(r, config), config.seconds_per_task, MIN_TASKS)
+    batches = extract_batches(todo, config)
     logger.info("store %s: %d ok videos, %d already complete, %d to extract in %d tasks",
                 store.url, len(rows), len(rows) - len(todo), len(todo), len(batches))
     with _gpu_annotation(config):

@@ -14,20 +14,9 @@ from prefect.futures import as_completed
 from flows.progress import RunProgress
 from im2flow_storage.datasets import scan_dataset
 from im2flow_storage.manifest import ManifestError, read_manifest, write_manifest
-from tasks.batching import batches_by_work
+from tasks.batching import probe_batches
 from tasks.config import IngestConfig
 from tasks.ingest import probe_videos
-
-# Small jobs still spread over this many tasks, so every worker of a cluster gets some and progress moves.
-MIN_TASKS = 32
-
-
-def _file_megabytes(entry: dict[str, Any]) -> float:
-    """The entry's file size in MB (decoding cost grows with it); 1 MB if it cannot be read."""
-    try:
-        return os.stat(entry["path"]).st_size / 1e6
-    except OSError:
-        return 1.0
 
 
 def _unchanged(entry: dict[str, Any], previous: dict[str, Any] | None) -> bool:
@@ -63,7 +52,7 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
         else:
             todo.append(entry)
     logger.info("%d videos found, %d unchanged since the last manifest, %d to probe", len(entries), len(rows), len(todo))
-    batches = batches_by_work(todo, _file_megabytes, config.megabytes_per_task, MIN_TASKS)
+    batches = probe_batches(todo, config.megabytes_per_task)
     futures = [probe_videos.submit(b, config.min_frames, f"{b[0]['video_id']}+{len(b) - 1}") for b in batches]
     with RunProgress(len(todo), "probing videos", "ingest-progress", show_progress) as progress:
         for future in as_completed(futures):

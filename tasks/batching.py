@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
+
+from im2flow_core.video import resolve_frame_size
 
 T = TypeVar("T")
 
@@ -45,3 +48,27 @@ def extract_work_seconds(row: Mapping[str, Any], algorithm: str, size: tuple[int
         frames = min(frames, max_frames)
     megapixels = size[0] * size[1] / 1e6
     return EXTRACT_SECONDS_PER_VIDEO + frames * megapixels * EXTRACT_SECONDS_PER_MEGAPIXEL.get(algorithm, 12.0)
+
+
+# Small jobs still spread over this many tasks, so every worker of a cluster gets some and progress moves.
+MIN_TASKS = 32
+
+
+def extract_batches(rows: Sequence[Mapping[str, Any]], config: Any) -> list[list[Any]]:
+    """Manifest rows grouped into extraction tasks of about `config.seconds_per_task` core-seconds (an ExtractConfig)."""
+    def work(row: Mapping[str, Any]) -> float:
+        size = resolve_frame_size(row["width"], row["height"], config.short_side, config.size)
+        return extract_work_seconds(row, config.algorithm.value, size, config.frame_stride, config.max_frames)
+
+    return batches_by_work(list(rows), work, config.seconds_per_task, MIN_TASKS)
+
+
+def probe_batches(entries: Sequence[Mapping[str, Any]], megabytes_per_task: float) -> list[list[Any]]:
+    """Dataset entries grouped into probing tasks of about `megabytes_per_task` MB of video files (whole files)."""
+    sizes = {}
+    for entry in entries:
+        try:
+            sizes[entry["path"]] = os.stat(entry["path"]).st_size / 1e6  # decoding cost grows with the file
+        except OSError:
+            sizes[entry["path"]] = 1.0
+    return batches_by_work(list(entries), lambda e: sizes[e["path"]], megabytes_per_task, MIN_TASKS)

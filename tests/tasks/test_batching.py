@@ -25,3 +25,21 @@ def test_extraction_work_grows_with_frames_pixels_and_the_algorithm():
     tiny_batches = batches_by_work([{"n_frames": 8}] * 13320, lambda r: extract_work_seconds(r, "dis", (32, 32)),
                                    30.0, 32)
     assert 32 <= len(tiny_batches) <= 40  # thousands of tiny clips: a few hundred per task
+
+
+def test_extract_and_probe_batches_follow_the_config(tmp_path):
+    from tasks.batching import extract_batches, probe_batches
+    from tasks.config import ExtractConfig
+
+    rows = [{"video_id": f"v{i}", "n_frames": 190, "width": 320, "height": 240} for i in range(100)]
+    assert len(extract_batches(rows, ExtractConfig())) == 100  # TV-L1 at 256 px short side: a video a task
+    dis = extract_batches(rows, ExtractConfig(algorithm="dis", short_side=32))
+    assert 32 <= len(dis) <= 36 and [r for b in dis for r in b] == rows  # cheap: several a task, order kept
+    files = []
+    for i, size in enumerate((3_000_000, 10, 10, 10)):
+        path = tmp_path / f"f{i}.avi"
+        path.write_bytes(b"x" * size)
+        files.append({"path": str(path)})
+    files.append({"path": str(tmp_path / "missing.avi")})  # unreadable: counted as 1 MB, still probed
+    batches = probe_batches(files, megabytes_per_task=1.0)
+    assert batches[0] == [files[0]] and sum(map(len, batches)) == 5
