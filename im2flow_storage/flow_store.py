@@ -8,6 +8,8 @@ Layout of one store (`<work_dir>/flows/<algorithm>-<fingerprint>.zarr`):
   `im2flow.flow_image`. flow[t] is the flow from rgb[t] to rgb[t + K] (K = the store's step).
 - attrs of `videos/<key>`: video_id, label, split, n_frames, n_flows, the source file's size and
   mtime, and `complete`, which becomes true only after every byte of the video is written.
+- `index/<key>@<size>@<mtime>`: the completion index (`im2flow_storage.completion_index`), so
+  planning lists what is complete instead of reading every video's attributes.
 
 Both arrays are chunked one frame per chunk (O(1) random access to one pair) and sharded
 `shard_frames` frames per file, so a million frames are ~2·10⁶ / shard_frames files, not millions.
