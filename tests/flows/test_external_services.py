@@ -187,8 +187,11 @@ def test_killed_pipeline_resumes_without_redoing_finished_work(tmp_path, dataset
     finally:
         first.kill()  # SIGKILL mid-training: no clean-up runs
     second = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    log = second.stdout + second.stderr
+    # The console shows progress and summaries; the flow runs' lines are in the run's log file.
+    log_files = sorted(work.glob("logs/im2flow-pipeline-*.log"), key=lambda p: p.stat().st_mtime)
+    log = second.stdout + second.stderr + (log_files[-1].read_text() if log_files else "")
     assert second.returncode == 0, log[-4000:]
+    assert len(log_files) == 2 and str(log_files[-1]) in second.stdout + second.stderr  # one log per run, named
     assert "stage ingest reused (cached)" in log and "stage extract reused (cached)" in log
     resumed = re.search(r"G resumes after epoch (\d+)", log)
     assert resumed and 1 <= int(resumed.group(1)) < 40, log[-4000:]  # continued, not restarted or finished

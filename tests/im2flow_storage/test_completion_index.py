@@ -72,10 +72,13 @@ def test_planning_on_an_s3_api_server_takes_a_bounded_number_of_requests(tmp_pat
     from tasks.synthetic_store import write_planning_store
     from tests.external import start_s3
 
+    import s3fs
+
     s3, env = start_s3(tmp_path, "plan-test")
     try:
         for key, value in env.items():
             monkeypatch.setenv(key, value)
+        s3fs.S3FileSystem.clear_instance_cache()  # an instance cached by an earlier test points at its server
         counts = {}
         for n in (40, 1100):  # 1100 videos: S3 lists 1000 keys a page
             url, sources = write_planning_store(f"s3://plan-test/n{n}", n)
@@ -97,4 +100,5 @@ def test_planning_on_an_s3_api_server_takes_a_bounded_number_of_requests(tmp_pat
         assert _requests(s3.log) - before <= 4
         assert len(store.records(complete_only=True)) == 30
     finally:
+        s3fs.S3FileSystem.clear_instance_cache()
         s3.stop()
