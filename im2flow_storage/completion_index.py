@@ -20,7 +20,14 @@ from typing import Any
 import fsspec
 
 INDEX_GROUP = "index"
-_GROUP_JSON = b'{"zarr_format": 3, "node_type": "group", "attributes": {}}'
+
+
+def group_json(attributes: Mapping[str, Any] | None = None) -> bytes:
+    """The `zarr.json` of a Zarr v3 group with `attributes` (JSON-able)."""
+    return json.dumps({"zarr_format": 3, "node_type": "group", "attributes": dict(attributes or {})}).encode()
+
+
+_GROUP_JSON = group_json()
 
 
 def marker_name(key: str, source_size: int, source_mtime: float) -> str:

@@ -35,8 +35,10 @@ from zarr.codecs import Crc32cCodec
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_storage.codecs import FlowImageCodec, ImageCodec
 from im2flow_storage.completion_index import (
+    INDEX_GROUP,
     delete_marker,
     ensure_index,
+    group_json,
     list_names,
     marker_name,
     read_group_attrs,
@@ -235,6 +237,23 @@ class FlowStore:
             if found is not None and found[0] == int(size) and abs(found[1] - float(mtime)) < 1e-3:
                 done.add(video_id)
         return done
+
+    def add_metadata_only_videos(self, attributes: Mapping[str, Mapping[str, Any]], indexed: bool = True) -> None:
+        """Video groups holding only `attributes` (video id → attrs, as `finish` writes them), in one batch.
+
+        For measuring planning and metadata reads at scale without writing frames; with `indexed` False
+        the completion index is left without them (as in a store written before the index existed).
+        """
+        blobs = {}
+        for video_id, attrs in attributes.items():
+            key = video_key(video_id)
+            blobs[f"{self._path}/videos/{key}/zarr.json"] = group_json({**attrs, "video_id": video_id})
+            if indexed and attrs.get("complete"):
+                name = marker_name(key, attrs["source_size"], attrs["source_mtime"])
+                blobs[f"{self._path}/{INDEX_GROUP}/{name}/zarr.json"] = group_json()
+        for folder in {p.rsplit("/", 1)[0] for p in blobs}:
+            self._fs.makedirs(folder, exist_ok=True)  # local disks need the folders; a no-op on object stores
+        self._fs.pipe(blobs)  # concurrent on object stores
 
     def _index(self, record: VideoRecord) -> None:
         write_marker(self._fs, self._path, marker_name(video_key(record.video_id), record.source_size,

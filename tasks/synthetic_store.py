@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from im2flow_core.flow_encoding import encode_flow
 from im2flow_core.frame_flows import iter_frame_flows
 from im2flow_core.optical_flow import create_estimator
 from im2flow_core.synthetic_actions import make_scene_style, render_clip
-from im2flow_storage.completion_index import INDEX_GROUP, marker_name
-from im2flow_storage.flow_store import create_flow_store, video_key
-from im2flow_storage.paths import filesystem
+from im2flow_storage.flow_store import create_flow_store
 from tasks.config import ExtractConfig
 
 
@@ -40,24 +37,14 @@ def write_synthetic_store(work_dir: str | Path, actions: tuple[str, ...] = ("swi
 def write_planning_store(work_dir: str, n_videos: int, indexed: bool = True) -> tuple[str, dict[str, tuple[int, float]]]:
     """A flow store of `n_videos` complete videos that hold metadata only (no frames), at any fsspec URL.
 
-    Written in one concurrent batch (fsspec `pipe`), for measuring how planning scales on object stores.
-    With `indexed` False the completion index is left empty (a store written before it existed).
-    Returns the store URL and each video's source (size, mtime), as a manifest would give them.
+    Written in one concurrent batch (`FlowStore.add_metadata_only_videos`), for measuring how planning
+    scales on object stores. With `indexed` False the completion index is left empty (a store written
+    before it existed). Returns the store URL and each video's source (size, mtime), as a manifest gives them.
     """
     store = create_flow_store(work_dir, ExtractConfig(algorithm="dis", short_side=16).store_config(), {})
-    fs, path = filesystem(store.url)
     sources = {f"class{i % 101:03d}/v_{i:06d}": (1000 + i, 1.7e9 + i / 7) for i in range(n_videos)}
-    blobs = {}
-    for video_id, (size, mtime) in sources.items():
-        attrs = {"video_id": video_id, "label": video_id.split("/")[0], "split": "train", "source_size": size,
-                 "source_mtime": mtime, "n_frames": 2, "n_flows": 1, "height": 16, "width": 16, "complete": True}
-        key = video_key(video_id)
-        blobs[f"{path}/videos/{key}/zarr.json"] = json.dumps(
-            {"zarr_format": 3, "node_type": "group", "attributes": attrs}).encode()
-        if indexed:
-            blobs[f"{path}/{INDEX_GROUP}/{marker_name(key, size, mtime)}/zarr.json"] = json.dumps(
-                {"zarr_format": 3, "node_type": "group", "attributes": {}}).encode()
-    for folder in {p.rsplit("/", 1)[0] for p in blobs}:
-        fs.makedirs(folder, exist_ok=True)  # local disks need the folders; a no-op on object stores
-    fs.pipe(blobs)
+    store.add_metadata_only_videos({
+        video_id: {"label": video_id.split("/")[0], "split": "train", "source_size": size, "source_mtime": mtime,
+                   "n_frames": 2, "n_flows": 1, "height": 16, "width": 16, "complete": True}
+        for video_id, (size, mtime) in sources.items()}, indexed=indexed)
     return store.url, sources
