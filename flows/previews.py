@@ -11,11 +11,26 @@ from flows.galleries import flow_row
 from im2flow_storage.flow_store import FlowStore
 
 
-def png_data_uri(rgb: np.ndarray) -> str:
-    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode()
+# Prefect's server drops an event over 1.5 MB (PREFECT_EVENTS_MAXIMUM_SIZE_BYTES), and an artifact's
+# event carries its markdown: a report's embedded images share this budget.
+ARTIFACT_IMAGE_BUDGET = 1_000_000
+
+
+def png_data_uri(rgb: np.ndarray, max_chars: int = ARTIFACT_IMAGE_BUDGET) -> str:
+    """`rgb` `(H, W, 3)` uint8 as a PNG data URI of at most `max_chars` characters.
+
+    An image whose PNG would be longer (a 101-class confusion matrix is ~3 MB) is shrunk by halves
+    until it fits; the full-size file belongs in the run's report folder, not in the Prefect UI.
+    """
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    while True:
+        ok, png = cv2.imencode(".png", bgr)
+        if not ok:
+            raise ValueError("PNG encoding failed")
+        uri = "data:image/png;base64," + base64.b64encode(png.tobytes()).decode()
+        if len(uri) <= max_chars or min(bgr.shape[:2]) <= 16:
+            return uri
+        bgr = cv2.resize(bgr, (max(1, bgr.shape[1] // 2), max(1, bgr.shape[0] // 2)), interpolation=cv2.INTER_AREA)
 
 
 def flow_previews_markdown(store: FlowStore, video_ids: list[str], max_videos: int = 6, width: int = 160) -> str:
@@ -35,5 +50,5 @@ def flow_previews_markdown(store: FlowStore, video_ids: list[str], max_videos: i
         strip = flow_row(rgb, [flow], video_id, tile=round(rgb.shape[0] * width / rgb.shape[1]))
         peak = float(np.hypot(flow[..., 0], flow[..., 1]).max())
         lines += [f"**{video_id}** ({record.label}) — frame {t}, max {peak:.2f} px", "",
-                  f"![{video_id}]({png_data_uri(strip)})", ""]
+                  f"![{video_id}]({png_data_uri(strip, ARTIFACT_IMAGE_BUDGET // max(1, max_videos))})", ""]
     return "\n".join(lines)

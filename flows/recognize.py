@@ -21,7 +21,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.evaluate import write_report
 from flows.galleries import confusion_image
-from flows.previews import png_data_uri
+from flows.previews import ARTIFACT_IMAGE_BUDGET, png_data_uri
 from im2flow_core.recognition import (confusion_matrix, fuse, mean_class_accuracy, select_fusion_weight, top1_accuracy,
                                       video_labels, video_scores)
 from im2flow_storage import open_flow_store
@@ -164,7 +164,11 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig()) -
                             "top-1 (videos)": _fmt(e["video_acc"], e["video_acc_std"]), "seeds": e["seeds"]}
                            for e in table], key="recognition-accuracy",
                           description=f"Static-image action recognition on the {config.split} split")
-    confusion_md = "\n".join(f"![{m}]({png_data_uri(img)})" for m, img in images.items())
+    # The images share one artifact's budget; the full-size PNGs are in the report folder.
+    per_image = ARTIFACT_IMAGE_BUDGET // max(1, len(images))
+    confusion_md = "\n".join(f"![{m}]({png_data_uri(img, per_image)})" for m, img in images.items())
+    if images:
+        confusion_md += f"\n\nFull-size confusion matrices: `{run_dir}` (`confusion_<method>.png`)."
     create_markdown_artifact(f"# Recognition ({config.split})\n\n{markdown}\n\n{confusion_md}",
                              key="recognition-report", description="Accuracy table and confusion matrices")
     logger.info("recognition on the %s split (mean ± std over %d seeds):\n%s", config.split, len(config.seeds), markdown)

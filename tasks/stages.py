@@ -18,6 +18,7 @@ from prefect import task
 from prefect.filesystems import RemoteFileSystem
 
 from im2flow_storage.paths import local_path, pipeline_cache_url
+from tasks.process_memory import release_freed_memory
 
 
 def _stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -44,6 +45,10 @@ def cache_storage(work_dir: str) -> Path | str:
 def run_stage(stage: str, key: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run one pipeline stage (`run()`, which calls the stage's flow) and return its summary.
 
-    Cached on `stage` and `key`; `run` itself is not part of the key.
+    Cached on `stage` and `key`; `run` itself is not part of the key. What the stage freed goes back
+    to the OS before the next stage starts (all stages share the driver process).
     """
-    return run()
+    try:
+        return run()
+    finally:
+        release_freed_memory()
