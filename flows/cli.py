@@ -97,7 +97,7 @@ def train(work_dir: WorkDir, config: ConfigFile = None,
             overrides["phi"] = {**base.phi.model_dump(), "weights": phi_weights}
         cfg = load_config(TrainConfig, config, "train", **overrides)
         _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
-        summary = train_flow(work_dir, cfg)
+        summary = train_flow(work_dir, cfg, show_progress=True)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     print_summary("train", summary)
@@ -120,16 +120,21 @@ def predict(images: Annotated[list[str], typer.Argument(
         _preflight(_model_tracking_uri(model, work_dir), prefect=False)  # predict runs no flow
         from tasks.potential import image_files
         generator = load_generator(model, work_dir)
-        rows = predict_images(image_files(images), generator, out, flow_format, device)  # type: ignore[arg-type]
+        rows = predict_images(image_files(images), generator, out, flow_format, device,  # type: ignore[arg-type]
+                              show_progress=True)
     except (ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    table = Table("image", "size", "motion potential (px)", "error")
-    for r in rows:
-        table.add_row(r["image"], f"{r.get('width', '')}×{r.get('height', '')}" if not r["error"] else "",
-                      str(r.get("motion_potential_px", "")), r["error"])
+    readable = [r for r in rows if not r["error"]]
+    shown = readable if len(readable) <= 20 else sorted(readable, key=lambda r: -r["motion_potential_px"])[:20]
+    table = Table("image", "size", "motion potential (px)",
+                  title=None if shown is readable else f"the 20 of {len(readable)} images with the most motion")
+    for r in shown:
+        table.add_row(r["image"], f"{r['width']}×{r['height']}", str(r["motion_potential_px"]))
     console.print(table)
-    console.print(f"outputs in {out}")
-    if any(r["error"] for r in rows):
+    failures = [{"item": r["image"], "error": r["error"]} for r in rows if r["error"]]
+    print_failures(failures, str(out / "predictions.csv"))
+    console.print(f"{len(readable)} of {len(rows)} images predicted; outputs and predictions.csv in {out}")
+    if failures:
         raise typer.Exit(1)
 
 
@@ -145,7 +150,7 @@ def evaluate(work_dir: WorkDir, model: Annotated[Optional[str], typer.Option(hel
         cfg = load_config(EvalConfig, config, "evaluate", model=model, split=split,
                           frames_per_video=frames_per_video, fg_mask_dir=fg_mask_dir)
         _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
-        result = evaluate_flow(work_dir, cfg)
+        result = evaluate_flow(work_dir, cfg, show_progress=True)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     console.print(result["markdown"], soft_wrap=True)  # tables stay one row a line
@@ -172,7 +177,7 @@ def recognize(work_dir: WorkDir,
         cfg = load_config(RecognizeConfig, config, "recognize", model=model, images_csv=images_csv, split=split,
                           seeds=seed_list, fusion_weight=fusion_weight, oracle=oracle, device=device)
         _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
-        result = recognize_flow(work_dir, cfg)
+        result = recognize_flow(work_dir, cfg, show_progress=True)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     console.print(result["markdown"], soft_wrap=True)  # tables stay one row a line
@@ -191,7 +196,7 @@ def potential(work_dir: WorkDir,
     try:
         cfg = load_config(EvalConfig, config, "evaluate", model=model, split=split)
         _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
-        result = potential_flow(work_dir, images or None, cfg)
+        result = potential_flow(work_dir, images or None, cfg, show_progress=True)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     split_mode = not images

@@ -61,6 +61,11 @@ def configure_logging(work_dir: str | None, command: str, verbose: bool) -> Path
     """
     import sys
 
+    if not verbose:
+        # MLflow logs through its own handler and prints "View run … at: URL" for every run it ends
+        # on a tracking server (dozens a pipeline); the final summary names the run that matters.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if "prefect" in sys.modules or os.environ.get("PREFECT_LOGGING_SETTINGS_PATH"):
         return None
     log_file = log_file_for(work_dir, command)

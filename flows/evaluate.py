@@ -19,9 +19,17 @@ from im2flow_storage.paths import eval_url, potential_url
 from im2flow_storage.reports import csv_text, write_report_files
 from tasks.config import EvalConfig
 from tasks.evaluate import METHODS, evaluate_split, fit_baselines
-from tasks.potential import (agreement_table, gallery_entries, image_files, score_images, split_frames,
-                             still_images)
 from tasks.models import load_generator
+from tasks.potential import (
+    agreement_table,
+    gallery_entries,
+    image_files,
+    score_images,
+    split_frames,
+    split_samples,
+    still_images,
+)
+from tasks.progress import RunProgress
 from tasks.tracking import check_tracking, default_tracking_uri, git_commit, log_artifact_url, tracked_run
 from tasks.train_data import resolve_device
 
@@ -64,14 +72,17 @@ def _examples_image(result: dict[str, Any], rows: list[dict[str, Any]], k: int) 
 
 
 @flow(name="evaluate", flow_run_name="evaluate-{config.split}", log_prints=True)
-def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
-    """Score G and the baselines on `config.split`; table to CSV/Markdown, Prefect and MLflow."""
+def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progress: bool = False) -> dict[str, Any]:
+    """Score G and the baselines on `config.split`; table to CSV/Markdown, Prefect and MLflow.
+
+    `show_progress`: terminal bars (the Prefect UI always gets progress artifacts).
+    """
     logger = get_run_logger()
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)
     store = open_flow_store(work_dir, config.store_fingerprint)
     k = min(max(config.gallery_k // 2, 1), 3)
-    result = evaluate_split(store.url, config.model, work_dir, config, k)
+    result = evaluate_split(store.url, config.model, work_dir, config, k, show_progress)
     rows = result["rows"]
     table = results_table(rows)
     truth = np.array([r["true_mean_magnitude"] for r in rows if r["method"] == "Im2Flow"])
@@ -134,13 +145,15 @@ def agreement_markdown(table: list[dict[str, Any]]) -> str:
 
 
 @flow(name="potential", log_prints=True)
-def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
+def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalConfig = EvalConfig(),
+                   show_progress: bool = False) -> dict[str, Any]:
     """Rank still images (files or folders) by motion potential, or with `images` None `frames_per_video`
     evenly spaced frames (`video_id@t`) of every video of `config.split`, scored against their true mean
     magnitude beside the nearest-neighbour baseline (the frames `evaluate` scores).
 
     Unreadable images are named and skipped. Writes ranking.csv, agreement.csv, gallery.png (top and
     bottom of the ranking, with their true motion when known) and skipped.csv; logs ρ and τ to MLflow.
+    `show_progress`: terminal bars (the Prefect UI always gets progress artifacts).
     """
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)
@@ -150,11 +163,15 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     nn_scores: dict[str, float] = {}
     if images is None:
         store = open_flow_store(work_dir, config.store_fingerprint)
-        items = split_frames(store, config.split, config.frames_per_video, fit_baselines(store, config).nearest,
-                              nn_scores)
+        samples = split_samples(store, config.split, config.frames_per_video)
+        nearest = fit_baselines(store, config, show_progress).nearest
+        items, total = split_frames(store, samples, nearest, nn_scores), len(samples)
     else:
-        items = still_images(image_files(images))
-    result = score_images(generator, items, device, config.batch_size, config.gallery_k, config.fg_threshold_px)
+        paths = image_files(images)
+        items, total = still_images(paths), len(paths)
+    with RunProgress(total, "scoring motion potential", "potential-progress", show_progress) as progress:
+        result = score_images(generator, progress.counted(items), device, config.batch_size, config.gallery_k,
+                              config.fg_threshold_px)
     rows = result["rows"]
     if not rows:
         raise ValueError("no readable images to rank" + (f" (unreadable: {', '.join(result['skipped'][:5])})"

@@ -150,18 +150,20 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
         if store is not None:
             mlflow.set_tag("store_fingerprint", store.fingerprint)
         train_cfg = configs.train.model_copy(update={"store_fingerprint": store.fingerprint if store else None})
-        train = stage("train", [content, train_cfg.content_dict()], lambda: train_flow(work_dir, train_cfg))
+        train = stage("train", [content, train_cfg.content_dict()],
+                      lambda: train_flow(work_dir, train_cfg, show_progress=show_progress))
         model = (train or {}).get("export") or configs.evaluate.model
         # A model file is keyed by its size and mtime; a registry URI by its text (re-registering is not seen).
         model_key = file_digest(model) if model and not model.startswith(("models:/", "runs:/")) else str(model)
         update = {"model": model, "store_fingerprint": store.fingerprint if store else None}
         eval_cfg = configs.evaluate.model_copy(update=update)
         stage("evaluate", [content, model_key, eval_cfg.model_dump(mode="json")],
-              lambda: evaluate_flow(work_dir, eval_cfg))
+              lambda: evaluate_flow(work_dir, eval_cfg, show_progress=show_progress))
         rec_cfg = configs.recognize.model_copy(update=update)
-        stage("recognize", [content, model_key, rec_cfg.content_dict()], lambda: recognize_flow(work_dir, rec_cfg))
+        stage("recognize", [content, model_key, rec_cfg.content_dict()],
+              lambda: recognize_flow(work_dir, rec_cfg, show_progress=show_progress))
         stage("potential", [content, model_key, eval_cfg.model_dump(mode="json")],
-              lambda: potential_flow(work_dir, None, eval_cfg))
+              lambda: potential_flow(work_dir, None, eval_cfg, show_progress=show_progress))
         cached = [r["stage"] for r in report if r["status"] != "ran"]
         mlflow.set_tag("stages_cached", ",".join(cached) or "none")
     create_table_artifact(report, key="pipeline-stages", description="Pipeline stages: ran or reused, and their time")

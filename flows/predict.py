@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,42 +13,72 @@ from im2flow_core.flow_viz import flow_image_to_color
 from im2flow_core.unet import UNetGenerator
 from im2flow_storage.flow_io import write_flo
 from im2flow_storage.images import read_rgb_image, write_rgb_image
+from im2flow_storage.reports import csv_text, write_report_files
 from tasks.potential import predict_with_potential
+from tasks.progress import RunProgress
 from tasks.train_data import resolve_device
+
+
+def output_stems(paths: list[str]) -> list[str]:
+    """Where each image's outputs go, relative to the output folder and without a suffix.
+
+    Each image keeps its path below the deepest folder all inputs share (`a/x.png`, `b/x.png` →
+    `a/x`, `b/x`), so same-named frames of different videos never overwrite each other; files that
+    differ only in their suffix keep it (`x_png`, `x_jpg`).
+    """
+    if not paths:
+        return []
+    absolute = [os.path.abspath(p) for p in paths]
+    root = os.path.commonpath([os.path.dirname(p) for p in absolute])
+    relative = [os.path.relpath(p, root) for p in absolute]
+    split = [os.path.splitext(r) for r in relative]
+    files_of: dict[str, set[str]] = {}
+    for (stem, _), rel in zip(split, relative):
+        files_of.setdefault(stem, set()).add(rel)
+    return [stem if len(files_of[stem]) == 1 else f"{stem}_{suffix.lstrip('.')}" for stem, suffix in split]
 
 
 def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Path,
                    flow_format: Literal["npy", "flo"] = "npy", device: str = "auto",
-                   batch_size: int = 16) -> list[dict[str, Any]]:
+                   batch_size: int = 16, show_progress: bool = False) -> list[dict[str, Any]]:
     """For each image: `<stem>_flowimage.npy` (H, W, 3) float32 (sin θ, cos θ, M px), the decoded
-    (u, v) as `<stem>_flow.npy` or `.flo`, and `<stem>_flow.png` (colour wheel). Returns one row
-    per image with its motion potential (px; `tasks.potential.predict_with_potential`), or the error
-    if unreadable. Images go through G `batch_size` at a time.
+    (u, v) as `<stem>_flow.npy` or `.flo`, and `<stem>_flow.png` (colour wheel), where `<stem>` is
+    the image's path below the folder all inputs share (`output_stems`). Returns one row per image
+    with its motion potential (px; `tasks.potential.predict_with_potential`), or the error if
+    unreadable, and writes those rows to `predictions.csv` in `out_dir`. Images go through G
+    `batch_size` at a time, read as they are needed; `show_progress`: a terminal bar.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch_device = resolve_device(device)
     generator = generator.to(torch_device)
+    stems = output_stems(paths)
     rows: list[dict[str, Any]] = []
-    for start in range(0, len(paths), batch_size):
-        chunk = [(path, read_rgb_image(path)) for path in paths[start : start + batch_size]]
-        readable = [(path, rgb) for path, rgb in chunk if rgb is not None]
-        images, potentials = predict_with_potential(generator, [rgb for _, rgb in readable], torch_device) \
-            if readable else ([], [])
-        results = {path: (rgb, image, potential) for (path, rgb), image, potential in zip(readable, images, potentials)}
-        for path, rgb in chunk:
-            if rgb is None:
-                rows.append({"image": str(path), "error": "cannot read as an image"})
-                continue
-            _, image, potential = results[path]
-            stem = Path(path).stem
-            np.save(out / f"{stem}_flowimage.npy", image)
-            flow = decode_flow(image)
-            if flow_format == "flo":
-                write_flo(out / f"{stem}_flow.flo", flow)
-            else:
-                np.save(out / f"{stem}_flow.npy", flow)
-            write_rgb_image(out / f"{stem}_flow.png", flow_image_to_color(image))
-            rows.append({"image": str(path), "height": rgb.shape[0], "width": rgb.shape[1],
-                         "motion_potential_px": round(potential, 4), "error": ""})
+    with RunProgress(len(paths), "predicting flow", "predict-progress", show_progress) as progress:
+        for start in range(0, len(paths), batch_size):
+            chunk = [(path, stem, read_rgb_image(path))
+                     for path, stem in zip(paths[start : start + batch_size], stems[start : start + batch_size])]
+            readable = [(path, rgb) for path, _, rgb in chunk if rgb is not None]
+            images, potentials = predict_with_potential(generator, [rgb for _, rgb in readable], torch_device) \
+                if readable else ([], [])
+            results = {path: (image, potential) for (path, _), image, potential in zip(readable, images, potentials)}
+            for path, stem, rgb in chunk:
+                if rgb is None:
+                    rows.append({"image": str(path), "output": "", "height": "", "width": "",
+                                 "motion_potential_px": "", "error": "cannot read as an image"})
+                    continue
+                image, potential = results[path]
+                (out / stem).parent.mkdir(parents=True, exist_ok=True)
+                np.save(out / f"{stem}_flowimage.npy", image)
+                flow = decode_flow(image)
+                if flow_format == "flo":
+                    write_flo(out / f"{stem}_flow.flo", flow)
+                else:
+                    np.save(out / f"{stem}_flow.npy", flow)
+                write_rgb_image(out / f"{stem}_flow.png", flow_image_to_color(image))
+                rows.append({"image": str(path), "output": stem, "height": rgb.shape[0], "width": rgb.shape[1],
+                             "motion_potential_px": round(potential, 4), "error": ""})
+            progress.advance(len(chunk))
+    if rows:
+        write_report_files(str(out), {"predictions.csv": csv_text(rows)})
     return rows

@@ -10,7 +10,6 @@ import numpy as np
 from flows.galleries import flow_row
 from im2flow_storage.flow_store import FlowStore
 
-
 # Prefect's server drops an event over 1.5 MB (PREFECT_EVENTS_MAXIMUM_SIZE_BYTES), and an artifact's
 # event carries its markdown: a report's embedded images share this budget.
 ARTIFACT_IMAGE_BUDGET = 1_000_000

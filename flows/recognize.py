@@ -94,8 +94,12 @@ def markdown_accuracy(table: list[dict[str, Any]]) -> str:
 
 
 @flow(name="recognize", flow_run_name="recognize-{config.split}", log_prints=True)
-def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig()) -> dict[str, Any]:
-    """Train and evaluate the streams for every seed; returns the table, paths and the MLflow run id."""
+def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig(),
+                   show_progress: bool = False) -> dict[str, Any]:
+    """Train and evaluate the streams for every seed; returns the table, paths and the MLflow run id.
+
+    `show_progress`: a terminal bar per stream and seed (the Prefect UI always gets progress artifacts).
+    """
     logger = get_run_logger()
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)  # before any long work
@@ -132,7 +136,7 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig()) -
                                    "val_samples": len(data.val), "test_samples": len(data.test)}))
         for seed in config.seeds:
             results = {s: train_stream(config, data, s, seed, run_dir, generator_path, tracking_uri,
-                                       parent.info.run_id) for s in streams}
+                                       parent.info.run_id, show_progress) for s in streams}
             seed_scores = _scores(config, data, results)
             for method, scores in seed_scores["scores"].items():
                 per_seed.append({"method": method, "seed": seed, "motion_weight": seed_scores["weights"].get(method),

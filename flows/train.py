@@ -20,8 +20,10 @@ from tasks.train_data import estimate_magnitude_scale, make_datasets, select_tra
 
 
 @flow(name="train", flow_run_name="train-{config.generator.input_size}px", log_prints=True)
-def train_flow(work_dir: str, config: TrainConfig = TrainConfig()) -> dict[str, Any]:
+def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress: bool = False) -> dict[str, Any]:
     """Train φ (unless given) and G on the flow store of `work_dir`; resumable; returns a summary.
+
+    `show_progress`: a terminal bar per network (the Prefect UI always gets progress artifacts).
 
     Re-running with the same configuration continues from the last checkpoints; a finished run is
     not trained or registered again.
@@ -49,9 +51,9 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig()) -> dict[str, 
                                        "magnitude_scale_px_resolved": scale}))
             record["parent_run_id"] = parent.info.run_id
             save_json(join(run_dir, "run.json"), record)
-        phi = train_phi(config, data, run_dir, tracking_uri, parent.info.run_id, scale)
+        phi = train_phi(config, data, run_dir, tracking_uri, parent.info.run_id, scale, show_progress)
         gen = train_generator(config, data, run_dir, tracking_uri, parent.info.run_id, scale,
-                              phi["path"] if config.loss.content_weight > 0 else None)
+                              phi["path"] if config.loss.content_weight > 0 else None, show_progress)
         if "model_version" not in record:
             with tracked_run(tracking_uri, config.experiment, "generator", run_id=gen["run_id"]):
                 log_artifact_url(gen["path"], "export")

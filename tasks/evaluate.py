@@ -18,6 +18,7 @@ from im2flow_storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
 from tasks.models import load_generator
 from tasks.potential import predict_with_potential
+from tasks.progress import RunProgress
 from tasks.train_data import resolve_device
 
 METHODS = ("Im2Flow", "Nearest neighbour", "Zero flow", "Mean flow")
@@ -32,18 +33,20 @@ class Baselines:
     train_frames: int
 
 
-def fit_baselines(store: FlowStore, config: EvalConfig) -> Baselines:
-    """NN descriptors and the mean flow from evenly spaced frames of the train split."""
+def fit_baselines(store: FlowStore, config: EvalConfig, show_progress: bool = False) -> Baselines:
+    """NN descriptors and the mean flow from evenly spaced frames of the train split (a terminal bar
+    over those frames if `show_progress`)."""
     videos = [r.video_id for r in store.records(complete_only=True) if r.split == "train"]
     if not videos:
         raise ValueError(f"{store.url} has no complete train videos for the baselines")
     samples = sample_index(store, videos, {v: 0 for v in videos}, config.baseline_frames_per_video)
     descriptors = np.empty((len(samples), 3 * config.nn_descriptor_size ** 2), np.float32)
     mean = MeanFlowBaseline()
-    for i, s in enumerate(samples):
-        rgb, flow = store.read_pair(s.video_id, s.t)
-        descriptors[i] = appearance_descriptor(rgb, config.nn_descriptor_size)
-        mean.add(flow)
+    with RunProgress(len(samples), "fitting the baselines", "baselines-progress", show_progress) as progress:
+        for i, s in enumerate(progress.counted(samples)):
+            rgb, flow = store.read_pair(s.video_id, s.t)
+            descriptors[i] = appearance_descriptor(rgb, config.nn_descriptor_size)
+            mean.add(flow)
     # Only descriptors and (video_id, t) stay: a neighbour's flow is read back from the store.
     nearest = NearestNeighbourBaseline(descriptors, [(s.video_id, s.t) for s in samples],
                                        lambda key: store.read_flow(*key))
@@ -52,34 +55,38 @@ def fit_baselines(store: FlowStore, config: EvalConfig) -> Baselines:
 
 @task(name="evaluate-split", task_run_name="evaluate-{config.split}")
 def evaluate_split(store_url: str, model: str | None, work_dir: str, config: EvalConfig,
-                   examples_k: int = 3) -> dict[str, Any]:
+                   examples_k: int = 3, show_progress: bool = False) -> dict[str, Any]:
     """Per-image scores of every method on `config.split`, plus the flows needed for galleries.
 
     Returns {"rows": [...], "examples": {(video_id, t): {...}}, "train_frames": n}. A row has the
     method, video id, label, t, the nine metrics, the true and predicted mean magnitudes, and the
     method's motion potential (Im2Flow: `tasks.potential.predict_with_potential`; baselines: their mean magnitude).
     Examples (frames and flows) are kept only for the `examples_k` best and worst frames by
-    Im2Flow's EPE, so memory stays bounded on large splits.
+    Im2Flow's EPE, so memory stays bounded on large splits. `show_progress`: terminal bars (the
+    Prefect UI always gets progress artifacts).
     """
     store = open_flow_store(store_url)
     videos = [r for r in store.records(complete_only=True) if r.split == config.split]
     if not videos:
         raise ValueError(f"{store_url} has no complete videos in split {config.split!r}")
-    baselines = fit_baselines(store, config)
+    baselines = fit_baselines(store, config, show_progress)
     device = resolve_device(config.device)
     generator = load_generator(model, work_dir, config.mlflow_tracking_uri).to(device).eval()
     label_of = {r.video_id: r.label for r in videos}
     samples = sample_index(store, list(label_of), {v: 0 for v in label_of}, config.frames_per_video)
     rows, examples = [], {}
-    for start in range(0, len(samples), config.batch_size):  # G runs on a batch; the rest is per frame
-        chunk = samples[start : start + config.batch_size]
-        pairs = [store.read_pair(s.video_id, s.t) for s in chunk]
-        images, potentials = predict_with_potential(generator, [rgb for rgb, _ in pairs], device)
-        for s, (rgb, true), image, potential in zip(chunk, pairs, images, potentials):
-            rows.extend(_score_frame(s, rgb, true, decode_flow(image), potential, baselines, label_of[s.video_id],
-                                     config, examples))
-        if len(examples) > 4 * examples_k:
-            _keep_extremes(examples, rows, examples_k)
+    with RunProgress(len(samples), f"evaluating on the {config.split} split", "evaluate-progress",
+                     show_progress) as progress:
+        for start in range(0, len(samples), config.batch_size):  # G runs on a batch; the rest is per frame
+            chunk = samples[start : start + config.batch_size]
+            pairs = [store.read_pair(s.video_id, s.t) for s in chunk]
+            images, potentials = predict_with_potential(generator, [rgb for rgb, _ in pairs], device)
+            for s, (rgb, true), image, potential in zip(chunk, pairs, images, potentials):
+                rows.extend(_score_frame(s, rgb, true, decode_flow(image), potential, baselines,
+                                         label_of[s.video_id], config, examples))
+            progress.advance(len(chunk))
+            if len(examples) > 4 * examples_k:
+                _keep_extremes(examples, rows, examples_k)
     _keep_extremes(examples, rows, examples_k)
     return {"rows": rows, "examples": examples, "train_frames": baselines.train_frames}
 

@@ -17,12 +17,13 @@ import numpy as np
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.inference import motion_potential, predict_flow_and_features
 from im2flow_core.potential_head import PotentialHead, fit_potential_head
-from im2flow_core.splits import group_of
 from im2flow_core.rank_stats import rank_agreement
+from im2flow_core.splits import group_of
 from im2flow_core.unet import UNetGenerator
 from im2flow_storage.flow_store import FlowStore
 from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image
 from im2flow_storage.torch_datasets import sample_index
+
 
 def predict_with_potential(generator: UNetGenerator, images: list[np.ndarray], device: Any
                            ) -> tuple[list[np.ndarray], list[float]]:
@@ -151,13 +152,18 @@ def gallery_entries(extremes: list[dict[str, Any]], rank_of: dict[str, int]) -> 
     return sorted(extremes, key=lambda e: rank_of[e["image"]])
 
 
-def split_frames(store: Any, split: str, frames_per_video: int | None, nearest: Any,
-                  nn_scores: dict[str, float]) -> Any:
-    """(`video_id@t`, frame t, its true mean magnitude) for evenly spaced frames of each video of `split`
-    (as `evaluate` samples them); the nearest neighbour's score of each on the side.
-    """
+def split_samples(store: Any, split: str, frames_per_video: int | None) -> list[Any]:
+    """The evenly spaced frames `(video_id, t)` of each complete video of `split`, as `evaluate` samples them."""
     videos = [r.video_id for r in store.records(complete_only=True) if r.split == split]
-    for s in sample_index(store, videos, {v: 0 for v in videos}, frames_per_video):
+    return sample_index(store, videos, {v: 0 for v in videos}, frames_per_video)
+
+
+def split_frames(store: Any, samples: list[Any], nearest: Any,
+                 nn_scores: dict[str, float]) -> Iterator[tuple[str, np.ndarray, float]]:
+    """(`video_id@t`, frame t `(H, W, 3) uint8`, its true mean magnitude px) for each of `samples`
+    (`split_samples`), read one at a time; the nearest neighbour's score of each on the side.
+    """
+    for s in samples:
         rgb, true = store.read_pair(s.video_id, s.t)
         name = f"{s.video_id}@{s.t}"
         nn_scores[name] = float(np.linalg.norm(nearest.predict(rgb), axis=-1).mean())

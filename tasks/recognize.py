@@ -26,6 +26,7 @@ from im2flow_storage.checkpoints import load_checkpoint, save_checkpoint
 from im2flow_storage.paths import join
 from tasks.config import RecognizeConfig, StreamConfig
 from tasks.models import load_generator_export
+from tasks.progress import training_progress
 from tasks.recognize_data import RecognitionData, stream_dataset
 from tasks.tracking import flatten, log_artifact_url, tracked_run
 from tasks.train_data import epoch_loader, resolve_device
@@ -84,8 +85,9 @@ def predict_scores(model: nn.Module, dataset: Dataset, input_key: str, device: t
 
 @task(name="train-stream", task_run_name="train-{stream}-seed{seed}")
 def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream, seed: int, run_dir: str,
-                 generator_path: str, tracking_uri: str, parent_run_id: str) -> dict[str, Any]:
+                 generator_path: str, tracking_uri: str, parent_run_id: str, show_progress: bool = False) -> dict[str, Any]:
     """Train `stream` with `seed` (or load it if already finished); returns its scores and record.
+    A terminal progress bar over its batches if `show_progress` (always a Prefect progress artifact).
 
     Returns {"path", "run_id", "val_scores" (Nv, C), "test_scores" (Nt, C), "epochs", "best_val_acc"}.
     """
@@ -125,9 +127,13 @@ def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream,
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)}, step=state.epoch)
 
         trainable = ClassifierTrainable(model, optimizer, INPUT_KEY[stream], device)
-        state = fit(trainable, epoch_loader(train_set, settings.batch_size, seed, config.num_workers),
-                    lambda: epoch_loader(val_set, settings.batch_size, seed, config.num_workers, False)(0),
-                    max_epochs=settings.epochs, patience=settings.patience, on_epoch_end=on_epoch_end)
+        train_batches = epoch_loader(train_set, settings.batch_size, seed, config.num_workers)
+        with training_progress(f"training the {stream} stream, seed {seed}", f"recognize-{stream}-progress",
+                               show_progress, len(train_batches(0)), settings.epochs, 0) as progress:
+            state = fit(trainable, train_batches,
+                        lambda: epoch_loader(val_set, settings.batch_size, seed, config.num_workers, False)(0),
+                        max_epochs=settings.epochs, patience=settings.patience, on_epoch_end=on_epoch_end,
+                        on_step=lambda _: progress.advance())
         if best_state is not None:
             classifier.load_state_dict(best_state)
         val_scores = predict_scores(model, val_set, INPUT_KEY[stream], device)

@@ -26,6 +26,7 @@ from im2flow_storage.paths import join, local_copy
 from im2flow_storage.torch_datasets import FlowPairDataset
 from tasks.config import TrainConfig
 from tasks.potential import fit_head_on_store
+from tasks.progress import training_progress
 from tasks.tracking import flatten, tracked_run
 from tasks.train_data import TrainingData, epoch_loader, make_datasets, resolve_device
 
@@ -57,8 +58,9 @@ def _log_epoch(metrics: dict[str, float], epoch: int) -> None:
 
 @task(name="train-phi", task_run_name="train-phi")
 def train_phi(config: TrainConfig, data: TrainingData, run_dir: str, tracking_uri: str, parent_run_id: str,
-              magnitude_scale_px: float) -> dict[str, Any]:
-    """Train φ on true flow images of the training videos (or load `config.phi.weights`)."""
+              magnitude_scale_px: float, show_progress: bool = False) -> dict[str, Any]:
+    """Train φ on true flow images of the training videos (or load `config.phi.weights`); a terminal
+    progress bar over its batches if `show_progress` (always a Prefect progress artifact)."""
     logger = get_run_logger()
     store = open_flow_store(data.store_url)
     model = FlowClassifier(phi_config(config, len(data.labels)))
@@ -94,10 +96,13 @@ def train_phi(config: TrainConfig, data: TrainingData, run_dir: str, tracking_ur
             logger.info("φ epoch %d: %s", fit_state.epoch, {k: round(v, 4) for k, v in metrics.items()})
 
         trainable = ClassifierTrainable(model, optimizer, "flow", device)
-        state = fit(trainable, epoch_loader(train_set, config.phi.batch_size, config.seed, config.num_workers),
-                    lambda: epoch_loader(val_set, config.phi.batch_size, config.seed, config.num_workers, False)(0),
-                    max_epochs=config.phi.epochs, patience=config.phi.patience, state=state,
-                    on_epoch_end=on_epoch_end)
+        train_batches = epoch_loader(train_set, config.phi.batch_size, config.seed, config.num_workers)
+        with training_progress("training φ", "train-phi-progress", show_progress,
+                               len(train_batches(state.epoch)), config.phi.epochs, state.epoch) as progress:
+            state = fit(trainable, train_batches,
+                        lambda: epoch_loader(val_set, config.phi.batch_size, config.seed, config.num_workers, False)(0),
+                        max_epochs=config.phi.epochs, patience=config.phi.patience, state=state,
+                        on_epoch_end=on_epoch_end, on_step=lambda _: progress.advance())
         model.load_state_dict(best_state if best_state is not None else model.state_dict())
         save_checkpoint(out_path, {"state_dict": model.cpu().state_dict(), "labels": data.labels})
         best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
@@ -126,8 +131,9 @@ def sample_grid(generator: UNetGenerator, dataset: FlowPairDataset, n: int, devi
 
 @task(name="train-generator", task_run_name="train-generator")
 def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, tracking_uri: str, parent_run_id: str,
-                    magnitude_scale_px: float, phi_path: str | None) -> dict[str, Any]:
-    """Train G with L = w_pixel · L_pixel + λ · L_content, φ frozen; returns the final weights' path."""
+                    magnitude_scale_px: float, phi_path: str | None, show_progress: bool = False) -> dict[str, Any]:
+    """Train G with L = w_pixel · L_pixel + λ · L_content, φ frozen; returns the final weights' path.
+    A terminal progress bar over its batches if `show_progress` (always a Prefect progress artifact)."""
     logger = get_run_logger()
     device = resolve_device(config.device)
     store = open_flow_store(data.store_url)
@@ -175,9 +181,13 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
             logger.info("G epoch %d: %s", fit_state.epoch, {k: round(v, 4) for k, v in metrics.items()})
 
         trainable = GeneratorTrainable(generator, loss, optimizer, device)
-        state = fit(trainable, epoch_loader(train_set, config.batch_size, config.seed, config.num_workers),
-                    lambda: epoch_loader(val_set, config.batch_size, config.seed, config.num_workers, False)(0),
-                    max_epochs=config.epochs, patience=config.patience, state=state, on_epoch_end=on_epoch_end)
+        train_batches = epoch_loader(train_set, config.batch_size, config.seed, config.num_workers)
+        with training_progress("training G", "train-generator-progress", show_progress,
+                               len(train_batches(state.epoch)), config.epochs, state.epoch) as progress:
+            state = fit(trainable, train_batches,
+                        lambda: epoch_loader(val_set, config.batch_size, config.seed, config.num_workers, False)(0),
+                        max_epochs=config.epochs, patience=config.patience, state=state, on_epoch_end=on_epoch_end,
+                        on_step=lambda _: progress.advance())
         if best_state is not None:
             generator.load_state_dict(best_state)
         generator = generator.eval()

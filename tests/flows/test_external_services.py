@@ -53,6 +53,12 @@ def test_pipeline_on_external_dask_s3_mlflow_and_prefect_servers(tmp_path, datas
                       "--config", _config_file(tmp_path / "p.yaml"), "--dask-address", address, "--run-name", "ext"],
                      env, tmp_path / "pipeline.log")
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        # One progress bar per stage on the console, not the task runs' lines
+        console = result.stdout + result.stderr
+        for bar in ("probing videos", "extracting", "training φ", "training G", "fitting the baselines",
+                    "evaluating on the test split", "training the motion stream, seed", "scoring motion potential"):
+            assert bar in console, bar
+        assert "Task run" not in console and "View run" not in console  # nor MLflow's line per run
 
         # Stores on S3
         os.environ.update(s3_env)
@@ -84,7 +90,8 @@ def test_pipeline_on_external_dask_s3_mlflow_and_prefect_servers(tmp_path, datas
         assert {"pipeline", "ingest", "extract", "train", "evaluate", "recognize", "potential"} <= set(flows.values())
         keys = {a["key"] for a in httpx.post(f"{api}/artifacts/filter", json={"limit": 200}).json()}
         assert {"pipeline-summary", "extract-summary", "evaluation-table", "recognition-accuracy",
-                "motion-potential", "ingest-summary"} <= keys
+                "motion-potential", "ingest-summary", "train-generator-progress", "evaluate-progress",
+                "recognize-motion-progress", "potential-progress"} <= keys
         task_names = {t["name"] for t in httpx.post(f"{api}/task_runs/filter", json={"limit": 200}).json()}
         assert any(n.startswith("extract-Bounce/") for n in task_names)  # task runs named after their videos
 

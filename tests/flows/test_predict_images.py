@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+
 import cv2
 import numpy as np
 import torch
 
-from flows.predict import predict_images
+from flows.predict import output_stems, predict_images
 from im2flow_core.inference import motion_potential, predict_flow_images
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from tasks.potential import image_files
@@ -44,3 +46,33 @@ def test_a_list_file_names_images_relative_to_itself(tmp_path):
     assert image_files([str(listing), str(tmp_path / "a")]) == [
         str(tmp_path / "a/x.png"), str(tmp_path / "y.png"), str(absolute), str(tmp_path / "missing.png"),
         str(tmp_path / "a/x.png")]
+
+
+def test_same_named_frames_of_different_videos_do_not_overwrite_each_other(tmp_path):
+    torch.manual_seed(0)
+    generator = UNetGenerator(GeneratorConfig(depth=3, ngf=4, input_size=32)).eval()
+    frames = tmp_path / "frames"
+    for i, name in enumerate(["Run/v1/img_00001.jpg", "Run/v2/img_00001.jpg", "Jump/v3/img_00001.jpg",
+                              "Jump/v3/img_00001.png"]):
+        (frames / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(frames / name), real_texture(24 + 4 * i, 32, i % 2))
+    (frames / "Jump/v3/notes.txt").write_text("not an image")  # not picked up from a folder
+    (frames / "Run/v9").mkdir()
+    (frames / "Run/v9/img_00001.jpg").write_bytes(b"broken")
+    rows = predict_images(image_files([str(frames)]), generator, tmp_path / "out", device="cpu", batch_size=3)
+    assert [r["output"] for r in rows] == ["Jump/v3/img_00001_jpg", "Jump/v3/img_00001_png", "Run/v1/img_00001",
+                                           "Run/v2/img_00001", ""]
+    for row in rows[:4]:  # each output is its own image's, at its size
+        assert np.load(tmp_path / "out" / f"{row['output']}_flow.npy").shape == (row["height"], row["width"], 2)
+    assert len({r["height"] for r in rows[:4]}) == 4
+    with open(tmp_path / "out" / "predictions.csv") as handle:
+        report = list(csv.DictReader(handle))
+    assert [r["image"] for r in report] == [r["image"] for r in rows]
+    assert report[-1]["error"] == "cannot read as an image" and report[-1]["image"].endswith("Run/v9/img_00001.jpg")
+
+
+def test_output_stems_of_one_folder_stay_flat():
+    assert output_stems(["/a/b/x.png", "/a/b/y.jpg"]) == ["x", "y"]
+    assert output_stems(["/a/b/x.png"]) == ["x"]
+    assert output_stems(["/a/b/x.png", "/a/b/x.png"]) == ["x", "x"]  # the same file twice: one output
+    assert output_stems([]) == []

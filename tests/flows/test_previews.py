@@ -7,8 +7,8 @@ import base64
 import cv2
 import numpy as np
 
-from flows.previews import ARTIFACT_IMAGE_BUDGET, png_data_uri
 from flows.galleries import confusion_image
+from flows.previews import ARTIFACT_IMAGE_BUDGET, png_data_uri
 
 
 def _decode(uri: str) -> np.ndarray:
