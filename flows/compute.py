@@ -16,13 +16,14 @@ def dask_scheduler(workers: int | None = None, address: str | None = None) -> It
     """Yield a scheduler address: `address` as given, else a LocalCluster's (closed on exit).
 
     The local cluster has `workers` single-threaded worker processes (default: one per core), with
-    glibc's adaptive malloc (see `worker_environ_overrides`).
+    glibc's adaptive malloc (see `worker_environ_overrides`), reporting to this process's Prefect API
+    (see `worker_prefect_environ`).
     """
     if address:
         yield address
         return
     n_workers = workers or os.cpu_count() or 1
-    with dask.config.set(worker_environ_overrides()), LocalCluster(
+    with dask.config.set({**worker_environ_overrides(), **worker_prefect_environ()}), LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
@@ -43,6 +44,24 @@ def worker_environ_overrides() -> dict[str, object]:
     if key in os.environ or configured != _DASK_DEFAULT_TRIM_THRESHOLD:
         return {}
     return {f"distributed.nanny.pre-spawn-environ.{key}": None}  # None: the nanny leaves it unset
+
+
+def worker_prefect_environ() -> dict[str, object]:
+    """Dask config that points local workers at this process's temporary Prefect API, when it uses one.
+
+    With no `PREFECT_API_URL`, Prefect starts a temporary API server in the process that first needs
+    one: without this, every worker would start its own (seconds each, all writing one SQLite file),
+    and a 64-core machine would run 64 of them. A configured API URL is inherited as it is.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return {}
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the one this process's flows use (one per process)
+    server.start()  # a no-op when it runs already
+    return {"distributed.nanny.pre-spawn-environ.PREFECT_API_URL": server.api_url}
 
 
 def task_runner(address: str) -> DaskTaskRunner:

@@ -27,3 +27,40 @@ def test_local_workers_start_without_dasks_malloc_trim_threshold_unless_configur
     with dask_scheduler(workers=1) as address, Client(address) as client:
         assert list(client.run(_trim_threshold).values()) == ["65536"]
     assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_") == 65536  # restored
+
+
+WORKERS_SHARE_THE_DRIVERS_API = '''
+import json, os
+from prefect import flow, task
+from prefect.server.api.server import SubprocessASGIServer
+from flows.compute import dask_scheduler, task_runner
+
+@task
+def where():
+    from prefect.server.api.server import SubprocessASGIServer
+    return os.environ.get("PREFECT_API_URL"), any(s.running for s in SubprocessASGIServer._instances.values())
+
+@flow
+def probe():
+    return [f.result() for f in [where.submit() for _ in range(4)]]
+
+with dask_scheduler(2) as address:
+    out = probe.with_options(task_runner=task_runner(address))()
+print(json.dumps({"driver": SubprocessASGIServer().api_url, "workers": out}))
+'''
+
+
+def test_local_workers_report_to_the_drivers_temporary_prefect_api(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    result = subprocess.run([sys.executable, "-c", WORKERS_SHARE_THE_DRIVERS_API], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["driver"].startswith("http://127.0.0.1:")
+    # Every task ran against the driver's API; no worker started a server of its own.
+    assert out["workers"] == [[out["driver"], False]] * 4
