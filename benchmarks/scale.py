@@ -15,7 +15,7 @@ Run: python benchmarks/scale.py [--videos 1000] [--factor 4] [--workers 2] [--ke
      python benchmarks/scale.py --sizes 4000,13320            # and UCF-101's count
 Each stage runs as the CLI runs it: ingest and extract on a fresh local Dask cluster, train,
 evaluate, recognize and potential in the driver; each size in a fresh process with its own Prefect API
-(started before timing); between stages the driver hands freed memory back to the OS, as `im2flow run`
+(started before timing); between stages the driver hands freed memory back to the OS, as `im2flow pipeline`
 does. Peak RSS: the driver sampled every 50 ms, each worker's VmHWM.
 """
 
@@ -193,7 +193,7 @@ def run_size(n_videos: int, root: Path, workers: int, api_url: str, size: int, n
         print(f"  {name:16s} {row['seconds']:8.1f} s  {row['s_per_video'] * 1000:7.1f} ms/video  driver "
               f"{row['driver_mb']:6.0f} MB  tasks {row['task_runs']}", flush=True)
         rows.append(row)
-        release_freed_memory()  # as `im2flow run` does between its stages
+        release_freed_memory()  # as `im2flow pipeline` does between its stages
     return rows
 
 

@@ -1,6 +1,6 @@
 """Hand memory a finished stage freed back to the operating system.
 
-`im2flow run` runs every stage in one driver process. Python and glibc keep freed memory for reuse:
+`im2flow pipeline` runs every stage in one driver process. Python and glibc keep freed memory for reuse:
 after recognition on UCF-101's count of videos the driver stayed at recognition's peak through the
 next stage, though that stage needed less. Between stages nothing is live that the next one needs,
 so the freed pages can go back.
