@@ -163,8 +163,9 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     nn_scores: dict[str, float] = {}
     if images is None:
         store = open_flow_store(work_dir, config.store_fingerprint)
-        samples = split_samples(store, config.split, config.frames_per_video)
-        nearest = fit_baselines(store, config, show_progress).nearest
+        records = store.records(complete_only=True)  # read once: on an object store, a request per video
+        samples = split_samples(store, config.split, config.frames_per_video, records)
+        nearest = fit_baselines(store, config, show_progress, records).nearest
         items, total = split_frames(store, samples, nearest, nn_scores), len(samples)
     else:
         paths = image_files(images)

@@ -9,7 +9,7 @@ index lookup and one ranged read each).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.inference import rgb_to_tensor
-from im2flow_storage.flow_store import FlowStore, open_flow_store, video_key
+from im2flow_storage.flow_store import FlowStore, VideoRecord, open_flow_store, video_key
 from im2flow_storage.frame_reader import FrameReader, UnsupportedLayout
 from im2flow_storage.images import read_rgb_image
 
@@ -36,12 +36,18 @@ class Sample:
 
 
 def sample_index(store: FlowStore, video_ids: Sequence[str], label_of: dict[str, int],
-                 frames_per_video: int | None = None) -> list[Sample]:
-    """All (video, t) samples of complete `video_ids`, or `frames_per_video` evenly spaced ones each."""
+                 frames_per_video: int | None = None, records: Iterable[VideoRecord] | None = None) -> list[Sample]:
+    """All (video, t) samples of complete `video_ids`, or `frames_per_video` evenly spaced ones each.
+
+    `records`: the store's complete records, when the caller has them already; otherwise they are
+    read (one listing and a concurrent read of every video's metadata: on an object store, a
+    request per video).
+    """
     samples = []
-    records = {r.video_id: r for r in store.records(complete_only=True)}  # one listing, not a read per video
+    complete = store.records(complete_only=True) if records is None else records
+    by_id = {r.video_id: r for r in complete}
     for video_id in video_ids:
-        record = records.get(video_id)
+        record = by_id.get(video_id)
         if record is None or record.n_flows == 0:
             continue
         ts = range(record.n_flows)

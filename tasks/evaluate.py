@@ -12,7 +12,7 @@ from im2flow_core.baselines import MeanFlowBaseline, NearestNeighbourBaseline, a
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_metrics import canny_mask, foreground_mask, image_scores
 from im2flow_storage import open_flow_store
-from im2flow_storage.flow_store import FlowStore
+from im2flow_storage.flow_store import FlowStore, VideoRecord
 from im2flow_storage.images import read_foreground_mask
 from im2flow_storage.torch_datasets import sample_index
 from tasks.config import EvalConfig
@@ -33,13 +33,15 @@ class Baselines:
     train_frames: int
 
 
-def fit_baselines(store: FlowStore, config: EvalConfig, show_progress: bool = False) -> Baselines:
+def fit_baselines(store: FlowStore, config: EvalConfig, show_progress: bool = False,
+                  records: list[VideoRecord] | None = None) -> Baselines:
     """NN descriptors and the mean flow from evenly spaced frames of the train split (a terminal bar
-    over those frames if `show_progress`)."""
-    videos = [r.video_id for r in store.records(complete_only=True) if r.split == "train"]
+    over those frames if `show_progress`). `records`: the store's complete records, if already read."""
+    records = store.records(complete_only=True) if records is None else records
+    videos = [r.video_id for r in records if r.split == "train"]
     if not videos:
         raise ValueError(f"{store.url} has no complete train videos for the baselines")
-    samples = sample_index(store, videos, {v: 0 for v in videos}, config.baseline_frames_per_video)
+    samples = sample_index(store, videos, {v: 0 for v in videos}, config.baseline_frames_per_video, records)
     descriptors = np.empty((len(samples), 3 * config.nn_descriptor_size ** 2), np.float32)
     mean = MeanFlowBaseline()
     with RunProgress(len(samples), "fitting the baselines", "baselines-progress", show_progress) as progress:
@@ -66,14 +68,15 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
     Prefect UI always gets progress artifacts).
     """
     store = open_flow_store(store_url)
-    videos = [r for r in store.records(complete_only=True) if r.split == config.split]
+    records = store.records(complete_only=True)  # read once: on an object store, a request per video
+    videos = [r for r in records if r.split == config.split]
     if not videos:
         raise ValueError(f"{store_url} has no complete videos in split {config.split!r}")
-    baselines = fit_baselines(store, config, show_progress)
+    baselines = fit_baselines(store, config, show_progress, records)
     device = resolve_device(config.device)
     generator = load_generator(model, work_dir, config.mlflow_tracking_uri).to(device).eval()
     label_of = {r.video_id: r.label for r in videos}
-    samples = sample_index(store, list(label_of), {v: 0 for v in label_of}, config.frames_per_video)
+    samples = sample_index(store, list(label_of), {v: 0 for v in label_of}, config.frames_per_video, records)
     rows, examples = [], {}
     with RunProgress(len(samples), f"evaluating on the {config.split} split", "evaluate-progress",
                      show_progress) as progress:

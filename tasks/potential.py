@@ -152,10 +152,12 @@ def gallery_entries(extremes: list[dict[str, Any]], rank_of: dict[str, int]) -> 
     return sorted(extremes, key=lambda e: rank_of[e["image"]])
 
 
-def split_samples(store: Any, split: str, frames_per_video: int | None) -> list[Any]:
-    """The evenly spaced frames `(video_id, t)` of each complete video of `split`, as `evaluate` samples them."""
-    videos = [r.video_id for r in store.records(complete_only=True) if r.split == split]
-    return sample_index(store, videos, {v: 0 for v in videos}, frames_per_video)
+def split_samples(store: Any, split: str, frames_per_video: int | None, records: list[Any] | None = None) -> list[Any]:
+    """The evenly spaced frames `(video_id, t)` of each complete video of `split`, as `evaluate` samples them.
+    `records`: the store's complete records, if already read."""
+    records = store.records(complete_only=True) if records is None else records
+    videos = [r.video_id for r in records if r.split == split]
+    return sample_index(store, videos, {v: 0 for v in videos}, frames_per_video, records)
 
 
 def split_frames(store: Any, samples: list[Any], nearest: Any,

@@ -67,9 +67,9 @@ def frames_data(store: FlowStore, split: str, val_fraction: float, seed: int, fr
         raise ValueError("no validation videos: each label needs at least two video groups in the train split")
     return RecognitionData(
         "frames", store.url, labels,
-        train=sample_index(store, train_ids, label_of, frames_per_video),
-        val=sample_index(store, val_ids, label_of, eval_frames_per_video),
-        test=sample_index(store, [r.video_id for r in test_records], label_of, eval_frames_per_video))
+        train=sample_index(store, train_ids, label_of, frames_per_video, records),
+        val=sample_index(store, val_ids, label_of, eval_frames_per_video, records),
+        test=sample_index(store, [r.video_id for r in test_records], label_of, eval_frames_per_video, records))
 
 
 def images_data(csv_path: str, val_fraction: float, test_fraction: float, seed: int) -> RecognitionData:

@@ -48,8 +48,9 @@ def select_training_data(store: FlowStore, val_fraction: float, seed: int) -> Tr
 def make_datasets(store: FlowStore, data: TrainingData, crop_size: int, load_size: int, magnitude_scale_px: float,
                   seed: int, frames_per_video: int | None) -> tuple[FlowPairDataset, FlowPairDataset]:
     """Augmented training set and centre-cropped validation set."""
-    train_samples = sample_index(store, data.train_videos, data.label_of, frames_per_video)
-    val_samples = sample_index(store, data.val_videos, data.label_of, frames_per_video)
+    records = store.records(complete_only=True)  # read once for both: on an object store, a request per video
+    train_samples = sample_index(store, data.train_videos, data.label_of, frames_per_video, records)
+    val_samples = sample_index(store, data.val_videos, data.label_of, frames_per_video, records)
     train = FlowPairDataset(store.url, train_samples, magnitude_scale_px,
                             partial(augment_pair, load_size=load_size, crop_size=crop_size), seed)
     val = FlowPairDataset(store.url, val_samples, magnitude_scale_px,
