@@ -112,7 +112,7 @@ def predict(images: Annotated[list[str], typer.Argument(
             flow_format: Annotated[str, typer.Option("--format", help="npy or flo for (u, v)")] = "npy",
             device: str = "auto") -> None:
     """Hallucinate the flow of still images; print each image's motion potential."""
-    from flows.predict import predict_images
+    from tasks.predict import predict_images
     from tasks.models import load_generator
     if flow_format not in ("npy", "flo"):
         _fail(f"--format must be npy or flo, got {flow_format!r}")

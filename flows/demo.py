@@ -8,12 +8,13 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.pipeline import pipeline_flow
-from flows.predict import predict_images
 from im2flow_storage import open_flow_store
+from im2flow_storage.demo_dataset import DEMO_DATASET_VERSION, write_demo_dataset
 from im2flow_storage.images import write_rgb_image
 from im2flow_storage.paths import predictions_url
-from im2flow_storage.demo_dataset import DEMO_DATASET_VERSION, write_demo_dataset
 from tasks.models import load_generator_export
+from tasks.predict import predict_images
+
 
 @task(name="generate-demo-dataset")
 def generate_demo_dataset(root: str, seed: int) -> str:

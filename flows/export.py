@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.outcomes import publish_outcome
-from flows.progress import RunProgress, gather_batches
+from flows.progress import gather_batches
 from im2flow_storage import open_flow_store
 from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image
 from im2flow_storage.rawframes import (
@@ -24,6 +24,7 @@ from im2flow_storage.reports import csv_text
 from tasks.batching import batches_by_work
 from tasks.export import export_hallucinated_video, export_videos
 from tasks.interop_config import ExportConfig
+from tasks.progress import RunProgress
 
 REPORT_NAME = "im2flow_export_report.csv"
 REPORT_COLUMNS = ("frame_dir", "video_id", "label", "split", "status", "error", "n_frames", "n_flows", "n_clipped")

@@ -11,12 +11,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import as_completed
 
-from flows.progress import RunProgress
 from im2flow_storage.datasets import scan_dataset
 from im2flow_storage.manifest import ManifestError, read_manifest, write_manifest
 from tasks.batching import probe_batches
 from tasks.config import IngestConfig
 from tasks.ingest import probe_videos
+from tasks.progress import RunProgress
 
 
 def _unchanged(entry: dict[str, Any], previous: dict[str, Any] | None) -> bool:

@@ -9,8 +9,6 @@ from prefect.futures import as_completed
 
 from tasks.progress import RunProgress
 
-__all__ = ["RunProgress", "gather_batches"]
-
 
 def gather_batches(futures: dict[Any, list[dict[str, Any]]], description: str, artifact_key: str, show: bool,
                    crashed: Callable[[list[dict[str, Any]], Exception], list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from im2flow_core.video import resolve_frame_size
+
+if TYPE_CHECKING:
+    from tasks.config import ExtractConfig
 
 T = TypeVar("T")
 
@@ -54,8 +57,8 @@ def extract_work_seconds(row: Mapping[str, Any], algorithm: str, size: tuple[int
 MIN_TASKS = 32
 
 
-def extract_batches(rows: Sequence[Mapping[str, Any]], config: Any) -> list[list[Any]]:
-    """Manifest rows grouped into extraction tasks of about `config.seconds_per_task` core-seconds (an ExtractConfig)."""
+def extract_batches(rows: Sequence[Mapping[str, Any]], config: ExtractConfig) -> list[list[Any]]:
+    """Manifest rows grouped into extraction tasks of about `config.seconds_per_task` core-seconds."""
     def work(row: Mapping[str, Any]) -> float:
         size = resolve_frame_size(row["width"], row["height"], config.short_side, config.size)
         return extract_work_seconds(row, config.algorithm.value, size, config.frame_stride, config.max_frames)

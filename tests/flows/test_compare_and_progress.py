@@ -6,7 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.compare import compare_runs, find_run
-from flows.progress import RunProgress
+from tasks.progress import RunProgress
 from tasks.tracking import ensure_experiment
 
 

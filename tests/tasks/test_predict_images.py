@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import torch
 
-from flows.predict import output_stems, predict_images
 from im2flow_core.inference import motion_potential, predict_flow_images
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from tasks.potential import image_files
+from tasks.predict import output_stems, predict_images
 from tests.conftest import real_texture
 
 

@@ -1,4 +1,4 @@
-"""`im2flow predict`: hallucinate flow for still images with a trained G."""
+"""Hallucinated flow for still images with a trained G (`im2flow predict`), batched, with a report."""
 
 from __future__ import annotations
 
