@@ -11,11 +11,15 @@ from distributed import LocalCluster
 from prefect_dask import DaskTaskRunner
 
 
+LOOPBACK = "127.0.0.1"
+
+
 @contextmanager
 def dask_scheduler(workers: int | None = None, address: str | None = None) -> Iterator[str]:
     """Yield a scheduler address: `address` as given, else a LocalCluster's (closed on exit).
 
-    The local cluster has `workers` single-threaded worker processes (default: one per core), with
+    The local cluster listens on 127.0.0.1 only (scheduler, workers and dashboard): whoever reaches a
+    Dask scheduler can run any code on its workers. The local cluster has `workers` single-threaded worker processes (default: one per core), with
     glibc's adaptive malloc (see `worker_environ_overrides`), reporting to this process's Prefect API
     (see `worker_prefect_environ`).
     """
@@ -24,7 +28,8 @@ def dask_scheduler(workers: int | None = None, address: str | None = None) -> It
         return
     n_workers = workers or os.cpu_count() or 1
     with dask.config.set({**worker_environ_overrides(), **worker_prefect_environ()}), LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+            n_workers=n_workers, threads_per_worker=1, processes=True, host=LOOPBACK,
+            dashboard_address=f"{LOOPBACK}:0") as cluster:
         yield cluster.scheduler_address
 
 

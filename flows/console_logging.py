@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -25,10 +26,36 @@ import yaml
 from im2flow_storage.paths import local_path, logs_url
 
 
+class UnsafeFolderError(RuntimeError):
+    """A folder that must be private to this user is not (another owner, a link, or open to others)."""
+
+
+def private_folder(path: Path) -> Path:
+    """`path` created 0700 if missing, then checked: a real folder (no link), owned by this user, closed to others.
+
+    The temp folder is shared by every user: a folder there named like ours may be someone else's,
+    and a logging settings file read from it would let them name any factory for `dictConfig` to call.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeFolderError(f"{path} is not a folder (a link or a file); remove it or set TMPDIR")
+    if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o077):
+        raise UnsafeFolderError(f"{path} must belong to this user and be closed to others (mode 0700); "
+                                "remove it or set TMPDIR")
+    return path
+
+
+def private_temp_folder() -> Path:
+    """This user's private folder under the temp folder (`im2flow-<uid>`, 0700): log settings, logs of URL work dirs."""
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return private_folder(Path(tempfile.gettempdir()) / f"im2flow-{user}")
+
+
 def log_file_for(work_dir: str | None, command: str) -> Path:
-    """`<work_dir>/logs/im2flow-<command>-<UTC time>.log` for a local work dir, else under the temp folder."""
+    """`<work_dir>/logs/im2flow-<command>-<UTC time>.log` for a local work dir, else in this user's private temp folder."""
     local = local_path(logs_url(work_dir)) if work_dir else None
-    folder = Path(local) if local else Path(tempfile.gettempdir()) / "im2flow-logs"
+    folder = Path(local) if local else private_temp_folder() / "logs"
     return folder / f"im2flow-{command}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"
 
 
@@ -70,7 +97,9 @@ def configure_logging(work_dir: str | None, command: str, verbose: bool) -> Path
         return None
     log_file = log_file_for(work_dir, command)
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    settings = log_file.with_suffix(".logging.yml")
+    # The settings file is read back by Prefect's dictConfig, which can call any factory it names:
+    # it lives only in this user's private folder, never in a work dir or the shared temp folder.
+    settings = private_folder(private_temp_folder() / "logging") / (log_file.stem + ".logging.yml")
     settings.write_text(yaml.safe_dump(logging_config(log_file, verbose), sort_keys=False))
     os.environ["PREFECT_LOGGING_SETTINGS_PATH"] = str(settings)
     if not verbose:

@@ -3,6 +3,7 @@
 import os
 
 import dask
+import psutil
 import pytest
 from distributed import Client
 
@@ -20,6 +21,12 @@ def test_local_workers_start_without_dasks_malloc_trim_threshold_unless_configur
     assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_") == 65536  # Dask's default
     with dask_scheduler(workers=2) as address, Client(address) as client:
         assert list(client.run(_trim_threshold).values()) == [None, None]
+        # Scheduler, dashboard (this process) and workers (children) listen on loopback only: a Dask
+        # scheduler runs whatever code it is sent.
+        listening = [c.laddr.ip for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]
+                     for c in proc.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+        assert len(listening) >= 4 and set(listening) == {"127.0.0.1"}, listening
+        assert "127.0.0.1" in client.dashboard_link
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 262144}):
         with dask_scheduler(workers=1) as address, Client(address) as client:
             assert list(client.run(_trim_threshold).values()) == ["262144"]  # the user's choice is kept

@@ -1,6 +1,12 @@
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from flows.console_logging import log_file_for, logging_config
+from flows.console_logging import UnsafeFolderError, log_file_for, logging_config, private_temp_folder
 from im2flow_storage.demo_dataset import write_demo_dataset
 from tests.external import cli
 
@@ -14,7 +20,36 @@ def test_logging_config_quiets_the_console_unless_verbose(tmp_path):
     # Dask's logger has handlers of its own (a LocalCluster turns those down while it runs).
     assert not set(quiet["loggers"]["distributed"]["handlers"]) & set(quiet["root"]["handlers"])
     assert log_file_for(str(tmp_path / "w"), "extract").parent == tmp_path / "w" / "logs"
-    assert log_file_for("s3://bucket/w", "extract").parent.name == "im2flow-logs"  # object stores: a local file
+    assert log_file_for("s3://bucket/w", "extract").parent.parent.name.startswith("im2flow-")  # object stores: a local file
+
+
+def test_log_settings_live_in_a_private_folder_never_in_one_another_user_could_own(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.delenv("PREFECT_LOGGING_SETTINGS_PATH", raising=False)
+    shared = tmp_path / f"im2flow-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    os.chmod(shared, 0o777)  # a folder of that name, open to everyone (as if planted by another user)
+    with pytest.raises(UnsafeFolderError, match="0700"):
+        private_temp_folder()
+    shared.rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    shared.symlink_to(tmp_path / "elsewhere")  # a link to a folder someone else controls
+    with pytest.raises(UnsafeFolderError, match="not a folder"):
+        private_temp_folder()
+    shared.unlink()
+    folder = private_temp_folder()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and folder.stat().st_uid == os.getuid()
+    # configure_logging (in a fresh process: Prefect must not be imported yet) writes its settings there,
+    # not beside the log file in the work dir or under a shared name.
+    code = ("import os, sys, tempfile; tempfile.tempdir = sys.argv[1]; "
+            "from flows.console_logging import configure_logging; "
+            "log = configure_logging(sys.argv[2], 'ingest', False); print(log); print(os.environ['PREFECT_LOGGING_SETTINGS_PATH'])")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "w")], capture_output=True,
+                         text=True, check=True).stdout.split()
+    settings = Path(out[1])
+    assert Path(out[0]).parent == tmp_path / "w" / "logs" and settings.parent == folder / "logging"
+    assert stat.S_IMODE(settings.parent.stat().st_mode) == 0o700 and settings.is_file()
+    assert not list((tmp_path / "w").rglob("*.yml"))
 
 
 @pytest.mark.services
