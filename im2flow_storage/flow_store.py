@@ -370,6 +370,8 @@ def create_flow_store(work_dir: str, config: Mapping[str, Any], versions: Mappin
     """Open the store of `config` under `work_dir`, creating it (with its metadata) if needed.
 
     Called once by the driver before workers write; an existing store's configuration must match.
+    A store is created only where nothing exists: a store whose root metadata is missing but whose
+    videos are there gets its root metadata back (from `config`, which its name fingerprints).
     """
     fingerprint = config_fingerprint(config)
     url = join(flows_url(work_dir), f"{config['algorithm']}-{fingerprint}.zarr")
@@ -381,7 +383,19 @@ def create_flow_store(work_dir: str, config: Mapping[str, Any], versions: Mappin
         return store
     meta = {"format_version": STORE_FORMAT_VERSION, "fingerprint": fingerprint, "config": dict(config),
             "versions": dict(versions)}
-    group = zarr.open_group(url, mode="w", attributes={"im2flow": json.loads(json.dumps(meta, default=str))})
+    attributes = {"im2flow": json.loads(json.dumps(meta, default=str))}
+    try:
+        # "w-" creates only where nothing exists; never "w", which deletes what is there first: an
+        # `exists` that answered False on a transient object-store error must not cost every video.
+        group = zarr.open_group(url, mode="w-", attributes=attributes)
+    except FileExistsError:
+        # Something is there. Either the root metadata is readable after all (then "a" opens it), or it
+        # was lost while the videos remain: the folder's name carries the fingerprint of `config`, so
+        # writing the root metadata back from `config` restores exactly what it said. Nothing is deleted.
+        group = zarr.open_group(url, mode="a", attributes=attributes)
+        store = FlowStore(url, group)
+        if store.fingerprint != fingerprint:
+            raise FlowStoreError(f"{url} holds fingerprint {store.fingerprint}, expected {fingerprint}") from None
     group.require_group("videos")
     ensure_index(*filesystem(url))
     return FlowStore(url, group)

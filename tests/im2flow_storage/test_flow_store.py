@@ -90,6 +90,29 @@ def test_partial_video_is_never_complete_and_is_redone(tmp_path):
     assert open_flow_store(str(tmp_path)).record("v").n_flows == 1
 
 
+def _store_with_one_video(tmp_path):
+    store = create_flow_store(str(tmp_path), CONFIG, {})
+    writer = store.begin_video("v", label="A", split="train", source_size=1, source_mtime=0.0)
+    for t in range(3):
+        writer.append(np.full((8, 8, 3), t, np.uint8), encode_flow(np.ones((8, 8, 2), np.float32)) if t < 1 else None)
+    writer.finish()
+    return store
+
+
+def test_a_store_is_never_created_over_one_that_is_there(tmp_path, monkeypatch):
+    store = _store_with_one_video(tmp_path)
+    # An object store's `exists` answers False on a transient error: the store must survive it.
+    monkeypatch.setattr("im2flow_storage.flow_store.exists", lambda url: False)
+    again = create_flow_store(str(tmp_path), CONFIG, {})
+    assert again.video_ids == ["v"] and again.fingerprint == store.fingerprint
+    monkeypatch.undo()
+    # The root metadata itself lost: it is written back from the configuration, the videos stay.
+    (tmp_path / "flows" / store.url.rsplit("/", 1)[-1] / "zarr.json").unlink()
+    repaired = create_flow_store(str(tmp_path), CONFIG, {})
+    assert repaired.video_ids == ["v"] and repaired.config == store.config
+    assert open_flow_store(str(tmp_path)).read_pair("v", 0)[0][0, 0, 0] == 0
+
+
 def test_count_invariant_is_enforced(tmp_path):
     store = create_flow_store(str(tmp_path), CONFIG, {})
     writer = store.begin_video("v", label="A", split="train", source_size=1, source_mtime=0.0)
