@@ -24,7 +24,10 @@ DaskAddress = Annotated[Optional[str], typer.Option(help="use an existing Dask s
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    # One line however long (no wrapping), the message as text: file names may hold `[`.
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 

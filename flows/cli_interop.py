@@ -29,6 +29,8 @@ def export(out: Annotated[str, typer.Option("--out", help="output folder (local 
            images: Annotated[Optional[list[str]], typer.Option("--images", help="--hallucinated: still images or "
                                                                "folders of them instead of the store (repeatable)")] = None,
            device: Annotated[Optional[str], typer.Option(help="--hallucinated: auto, cpu or cuda")] = None,
+           overwrite: Annotated[bool, typer.Option("--overwrite", help="export into a non-empty folder that holds "
+                                                   "no im2flow export, replacing folders of the same names")] = False,
            workers: Workers = None, dask_address: DaskAddress = None, config: ConfigFile = None) -> None:
     """Export frames and flow as rawframes folders + annotation lists for mmaction2/TSN (docs/interop.md)."""
     from flows.compute import dask_scheduler, task_runner
@@ -38,7 +40,8 @@ def export(out: Annotated[str, typer.Option("--out", help="output folder (local 
     try:
         cfg = load_config(ExportConfig, config, "export", format=format, bound_px=bound, store_fingerprint=store,
                           split_index=split_index, list_name=list_name, hallucinated=hallucinated or None,
-                          model=model, split=split, device=device, workers=workers, dask_address=dask_address)
+                          model=model, split=split, device=device, workers=workers, dask_address=dask_address,
+                          overwrite=overwrite or None)
         if cfg.hallucinated:
             _preflight(None if model and _is_file(model) else _tracking_uri(work_dir, cfg.mlflow_tracking_uri))
             summary = export_flow(work_dir, out, cfg, images, show_progress=True)

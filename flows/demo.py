@@ -16,7 +16,7 @@ from tasks.models import load_generator_export
 from tasks.predict import predict_images
 
 
-@task(name="generate-demo-dataset")
+@task(name="generate-demo-dataset", persist_result=False)
 def generate_demo_dataset(root: str, seed: int) -> str:
     """Write the procedurally generated demo videos and split files under `root`, unless already there.
 
@@ -31,7 +31,7 @@ def generate_demo_dataset(root: str, seed: int) -> str:
     return root
 
 
-@task(name="predict-held-out-frames")
+@task(name="predict-held-out-frames", persist_result=False)
 def predict_held_out(work_dir: str, model_path: str, n_videos: int = 8) -> list[dict[str, Any]]:
     """Predict flow for the middle frame of one test video per class; writes `work_dir`/predictions."""
     store = open_flow_store(work_dir)
@@ -50,7 +50,7 @@ def predict_held_out(work_dir: str, model_path: str, n_videos: int = 8) -> list[
     return predict_images(paths, load_generator_export(model_path), predictions_url(work_dir))
 
 
-@flow(name="demo", log_prints=True)
+@flow(name="demo", log_prints=True, persist_result=False)
 def demo_flow(work_dir: str, seed: int = 0, overrides: dict[str, dict[str, Any]] | None = None,
               show_progress: bool = False) -> dict[str, Any]:
     """Generate the demo dataset in `work_dir`/dataset, run the pipeline (preset `demo`) and predict."""

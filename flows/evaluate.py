@@ -53,7 +53,7 @@ def markdown_table(table: list[dict[str, Any]], extra: str | None = None) -> str
     return "\n".join(lines)
 
 
-@task(name="write-report")
+@task(name="write-report", persist_result=False)
 def write_report(out_dir: str, files: dict[str, str | bytes]) -> list[str]:
     """Write the report files into `out_dir`; returns their URLs."""
     return write_report_files(out_dir, files)
@@ -71,7 +71,7 @@ def _examples_image(result: dict[str, Any], rows: list[dict[str, Any]], k: int) 
     return stack_rows(lines, "frame | true flow | Im2Flow | nearest neighbour")
 
 
-@flow(name="evaluate", flow_run_name="evaluate-{config.split}", log_prints=True)
+@flow(name="evaluate", flow_run_name="evaluate-{config.split}", log_prints=True, persist_result=False)
 def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progress: bool = False) -> dict[str, Any]:
     """Score G and the baselines on `config.split`; table to CSV/Markdown, Prefect and MLflow.
 
@@ -144,7 +144,7 @@ def agreement_markdown(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-@flow(name="potential", log_prints=True)
+@flow(name="potential", log_prints=True, persist_result=False)
 def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalConfig = EvalConfig(),
                    show_progress: bool = False) -> dict[str, Any]:
     """Rank still images (files or folders) by motion potential, or with `images` None `frames_per_video`

@@ -14,12 +14,14 @@ from im2flow_storage import open_flow_store
 from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image
 from im2flow_storage.rawframes import (
     RawframesError,
+    check_export_root,
     check_export_settings,
     finished_videos,
     frame_dir_of,
     local_root,
     write_annotation_lists,
 )
+from im2flow_storage.paths import UnsafePathError, collision_key
 from im2flow_storage.reports import csv_text
 from tasks.batching import batches_by_work
 from tasks.export import export_hallucinated_video, export_videos
@@ -30,22 +32,34 @@ REPORT_NAME = "im2flow_export_report.csv"
 REPORT_COLUMNS = ("frame_dir", "video_id", "label", "split", "status", "error", "n_frames", "n_flows", "n_clipped")
 
 
-def _with_frame_dirs(videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each video with its `<class>/<video>` folder; RawframesError if two would share one."""
+def _with_frame_dirs(videos: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(videos with their `<class>/<video>` folder, failed outcomes of videos whose label or id makes no safe
+    folder name). RawframesError if two would share one folder (also when they differ only by case or
+    Unicode normalisation, which macOS and Windows disks merge)."""
     owner: dict[str, str] = {}
+    good, bad = [], []
     for video in videos:
-        video["frame_dir"] = frame_dir_of(video["video_id"], video["label"])
-        if video["frame_dir"] in owner:
-            raise RawframesError(f"videos {owner[video['frame_dir']]!r} and {video['video_id']!r} would both be "
-                                 f"exported to {video['frame_dir']}")
-        owner[video["frame_dir"]] = video["video_id"]
-    return videos
+        try:
+            video["frame_dir"] = frame_dir_of(video["video_id"], video["label"])
+        except UnsafePathError as exc:
+            bad.append({**video, "frame_dir": "", "status": "failed", "error": str(exc), "n_frames": 0, "n_flows": 0,
+                        "n_clipped": 0})
+            continue
+        key = collision_key(video["frame_dir"])
+        if key in owner:
+            raise RawframesError(f"videos {owner[key]!r} and {video['video_id']!r} would both be "
+                                 f"exported to {video['frame_dir']} (names equal but for case or normalisation)")
+        owner[key] = video["video_id"]
+        good.append(video)
+    return good, bad
 
 
 def _finish(root: Path, config: ExportConfig, outcomes: list[dict[str, Any]], classes: list[str],
             started: float, extra: dict[str, Any]) -> dict[str, Any]:
     """Annotation lists over every finished video, the report, the artifacts and the summary."""
     finished = finished_videos(root)
+    # Classes of videos finished by earlier runs into the same folder belong in classInd.txt too.
+    classes = sorted(set(classes) | {str(r.get("label", "")) for r in finished.values()})
     lists = write_annotation_lists(root, config.list_name, config.split_index, finished.values(), classes)
     failed = [o for o in outcomes if o["status"] != "exported"]
     rows = [{c: v.get(c, "") for c in REPORT_COLUMNS} for v in
@@ -61,7 +75,8 @@ def _finish(root: Path, config: ExportConfig, outcomes: list[dict[str, Any]], cl
                "seconds": round(elapsed, 2),
                "frames_per_s": round(sum(o["n_frames"] for o in exported) / elapsed, 1) if elapsed else 0.0,
                "lists": [p.name for p in lists], "report": str(root / REPORT_NAME)}
-    failures = [{"item": o.get("path") or o["frame_dir"], "error": o["error"]} for o in failed]
+    failures = [{"item": o.get("path") or o["frame_dir"] or o.get("video_id", ""), "error": o["error"]}
+                for o in failed]
     publish_outcome("export", summary, failures, "Rawframes export", "not exported")
     return {**summary, "failures": failures}
 
@@ -70,8 +85,9 @@ def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress
     started = time.perf_counter()
     store = open_flow_store(work_dir, config.store_fingerprint)
     records = store.records(complete_only=True)
-    videos = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split,
-                                "source_size": r.source_size, "source_mtime": r.source_mtime} for r in records])
+    videos, unsafe = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split,
+                                        "source_size": r.source_size, "source_mtime": r.source_mtime}
+                                       for r in records])
     check_export_settings(root, {"source": "flow", "store_fingerprint": store.fingerprint, "step": store.step,
                                  "bound_px": config.bound_px, "jpeg_quality": config.jpeg_quality})
     done = finished_videos(root)
@@ -84,12 +100,13 @@ def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress
     batches = batches_by_work(todo, lambda v: frames[v["video_id"]], config.frames_per_task)
     futures = {export_videos.with_options(retries=config.retries, retry_delay_seconds=1).submit(
         store.url, batch, str(root), config.bound_px, config.jpeg_quality,
-        batch[0]["video_id"] + (f"+{len(batch) - 1}" if len(batch) > 1 else "")): batch for batch in batches}
+        batch[0]["video_id"] + (f"+{len(batch) - 1}" if len(batch) > 1 else ""), config.overwrite): batch
+        for batch in batches}
     outcomes = gather_batches(futures, "exporting rawframes", "export-progress", show_progress, lambda batch, exc: [
         {**v, "status": "failed", "error": f"task crashed: {exc!r}", "n_frames": 0, "n_flows": 0, "n_clipped": 0}
         for v in batch])
-    classes = sorted({r.label for r in records})
-    return _finish(root, config, outcomes, classes, started,
+    classes = sorted({v["label"] for v in videos})
+    return _finish(root, config, unsafe + outcomes, classes, started,
                    {"source": "flow", "store": store.url, "fingerprint": store.fingerprint})
 
 
@@ -121,21 +138,21 @@ def _hallucinated_export(work_dir: str | None, root: Path, config: ExportConfig,
                                 "jpeg_quality": config.jpeg_quality}
     if images:
         pairs = _image_paths(images)
-        videos = _with_frame_dirs([{"video_id": f"{label}/{path.stem}", "label": label, "split": "test",
-                                    "path": str(path)} for path, label in pairs])
+        videos, unsafe = _with_frame_dirs([{"video_id": f"{label}/{path.stem}", "label": label, "split": "test",
+                                            "path": str(path)} for path, label in pairs])
         store = None
     else:
         if work_dir is None:
             raise ValueError("exporting a split's hallucinated flow needs --work-dir (its flow store)")
         store = open_flow_store(work_dir, config.store_fingerprint)
         settings["store_fingerprint"] = store.fingerprint
-        videos = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split}
-                                   for r in store.records(complete_only=True)
-                                   if config.split is None or r.split == config.split])
+        videos, unsafe = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split}
+                                           for r in store.records(complete_only=True)
+                                           if config.split is None or r.split == config.split])
     check_export_settings(root, settings)
     done = finished_videos(root)
     todo = [v for v in videos if done.get(v["frame_dir"], {}).get("video_id") != v["video_id"]]
-    outcomes = []
+    outcomes = list(unsafe)
     with RunProgress(len(todo), "exporting hallucinated flow", "export-progress", show_progress) as progress:
         for video in todo:
             record = {k: video[k] for k in ("video_id", "label", "split", "frame_dir", "path") if k in video}
@@ -149,13 +166,14 @@ def _hallucinated_export(work_dir: str | None, root: Path, config: ExportConfig,
                                  "n_flows": 0, "n_clipped": 0})
             else:
                 outcomes.append(export_hallucinated_video(generator, frames, str(root), record, config.bound_px,
-                                                          config.jpeg_quality, device, config.batch_size))
+                                                          config.jpeg_quality, device, config.batch_size,
+                                                          config.overwrite))
             progress.advance()
     classes = sorted({v["label"] for v in videos})
     return _finish(root, config, outcomes, classes, started, {"source": "hallucinated"})
 
 
-@flow(name="export", flow_run_name="export-rawframes", log_prints=True)
+@flow(name="export", flow_run_name="export-rawframes", log_prints=True, persist_result=False)
 def export_flow(work_dir: str | None, out: str, config: ExportConfig = ExportConfig(), images: list[str] | None = None,
                 show_progress: bool = False) -> dict[str, Any]:
     """Export to `out` (a local folder) in the rawframes layout (im2flow_storage.rawframes).
@@ -166,6 +184,7 @@ def export_flow(work_dir: str | None, out: str, config: ExportConfig = ExportCon
     Finished videos are skipped on a re-run; annotation lists cover every finished video. Returns a summary.
     """
     root = local_root(out)
+    check_export_root(root, config.overwrite)
     root.mkdir(parents=True, exist_ok=True)
     if config.hallucinated:
         return _hallucinated_export(work_dir, root, config, images, show_progress)

@@ -68,7 +68,7 @@ def _crashed(store: FlowStore, batch: list[dict[str, Any]], exc: Exception) -> l
     return out
 
 
-@flow(name="extract", flow_run_name="extract-{config.algorithm.value}", log_prints=True)
+@flow(name="extract", flow_run_name="extract-{config.algorithm.value}", log_prints=True, persist_result=False)
 def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_progress: bool = False) -> dict[str, Any]:
     """Extract flow for the manifest's ok videos into `work_dir`/flows/<algorithm>-<fingerprint>.zarr.
 

@@ -99,7 +99,7 @@ def _merge_manifest(work_dir: str, outcomes: list[dict[str, Any]]) -> str:
     return write_manifest(rows.values(), work_dir)
 
 
-@flow(name="import-flow", flow_run_name="import-rawframes", log_prints=True)
+@flow(name="import-flow", flow_run_name="import-rawframes", log_prints=True, persist_result=False)
 def import_flow(source_dir: str, work_dir: str, config: ImportConfig = ImportConfig(),
                 show_progress: bool = False) -> dict[str, Any]:
     """Import the rawframes folders under `source_dir` into a flow store of `work_dir` (algorithm `imported`).

@@ -29,7 +29,7 @@ def _unchanged(entry: dict[str, Any], previous: dict[str, Any] | None) -> bool:
     return previous["size_bytes"] == stat.st_size and abs(previous["mtime"] - stat.st_mtime) < 1e-3
 
 
-@flow(name="ingest", flow_run_name="ingest-{dataset_root}", log_prints=True)
+@flow(name="ingest", flow_run_name="ingest-{dataset_root}", log_prints=True, persist_result=False)
 def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestConfig(),
                 show_progress: bool = False) -> dict[str, Any]:
     """Write `work_dir`/manifest.parquet for the dataset at `dataset_root`; returns a summary.

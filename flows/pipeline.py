@@ -30,9 +30,10 @@ from flows.recognize import recognize_flow
 from flows.train import train_flow
 from im2flow_storage import open_flow_store
 from im2flow_storage.datasets import scan_dataset
+from im2flow_storage.paths import pipeline_cache_url
 from im2flow_storage.digests import dataset_digest, digest, file_digest, manifest_digest, store_digest
 from tasks.pipeline_config import PipelineConfigs, load_pipeline_configs
-from tasks.stages import cache_storage, run_stage
+from tasks.stages import run_stage
 from tasks.tracking import default_tracking_uri, flatten, git_commit, tracked_run
 
 HEADLINE_METRICS = {
@@ -70,7 +71,7 @@ def headline_metrics(stage: str, summary: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
 
 
-@flow(name="pipeline", flow_run_name=_run_name, log_prints=True)
+@flow(name="pipeline", flow_run_name=_run_name, log_prints=True, persist_result=False)
 def pipeline_flow(dataset_root: str, work_dir: str, config_file: str | None = None,
                   overrides: dict[str, dict[str, Any]] | None = None, preset: str | None = None,
                   show_progress: bool = False) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
     ing = configs.ingest
     entries = scan_dataset(dataset_root, ing.layout, ing.split_index, ing.test_fraction, ing.seed)
     data_digest = dataset_digest(entries)
-    stage_task = run_stage.with_options(result_storage=cache_storage(work_dir), refresh_cache=pipe.refresh)
+    cache_url = pipeline_cache_url(work_dir)
     results: dict[str, dict[str, Any]] = {}
     report: list[dict[str, Any]] = []
     tags = {"dataset": str(Path(dataset_root).absolute()), "dataset_digest": data_digest, "work_dir": work_dir,
@@ -112,7 +113,7 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
             if name not in pipe.stages:
                 return None
             started = time.perf_counter()
-            state = stage_task(name, digest([work_dir, *key_parts]), run, return_state=True)
+            state = run_stage(name, digest([work_dir, *key_parts]), cache_url, run, pipe.refresh, return_state=True)
             summary = state.result()
             seconds = time.perf_counter() - started
             cached = state.name == "Cached"

@@ -93,7 +93,7 @@ def markdown_accuracy(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-@flow(name="recognize", flow_run_name="recognize-{config.split}", log_prints=True)
+@flow(name="recognize", flow_run_name="recognize-{config.split}", log_prints=True, persist_result=False)
 def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig(),
                    show_progress: bool = False) -> dict[str, Any]:
     """Train and evaluate the streams for every seed; returns the table, paths and the MLflow run id.

@@ -19,7 +19,7 @@ from tasks.train import train_generator, train_phi
 from tasks.train_data import estimate_magnitude_scale, make_datasets, select_training_data
 
 
-@flow(name="train", flow_run_name="train-{config.generator.input_size}px", log_prints=True)
+@flow(name="train", flow_run_name="train-{config.generator.input_size}px", log_prints=True, persist_result=False)
 def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress: bool = False) -> dict[str, Any]:
     """Train φ (unless given) and G on the flow store of `work_dir`; resumable; returns a summary.
 

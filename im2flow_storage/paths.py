@@ -7,13 +7,15 @@ A work directory is a local path or any fsspec URL (e.g. s3://bucket/run). Insid
 - `train/<fingerprint>/`                  training checkpoints, exported weights, run record
 - `eval/<split>/`, `potential/`, `predictions/`  evaluation reports, rankings, demo predictions
 - `recognize/<fingerprint>/`              recognition streams, accuracy tables, confusion matrices
-- `pipeline-cache/`                       the pipeline's cached stage results and cache keys (Prefect)
+- `pipeline-cache/<stage>-<key>.json`     the pipeline's cached stage summaries (plain JSON, `stage_cache`)
 - `mlflow.db`, `mlartifacts/`             the default MLflow store
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,51 @@ def join(base: str, *parts: str) -> str:
     for part in parts:
         out = f"{out}/{part.strip('/')}"
     return out
+
+
+class UnsafePathError(ValueError):
+    """A path built from data (a label, an id, a file name) would leave its root or is not a plain name."""
+
+
+def check_name(part: str, what: str = "name") -> str:
+    """`part` unchanged if it is one plain path component, else UnsafePathError naming `what` and the reason.
+
+    Refused: empty, `.`, `..`, a separator (`/`, `\\`) or NUL inside, a drive (`C:`), control characters.
+    """
+    if not isinstance(part, str) or not part or part in (".", ".."):
+        raise UnsafePathError(f"{what} {part!r} is not a file or folder name")
+    bad = [c for c in part if c in "/\\\0" or unicodedata.category(c) == "Cc"]
+    if bad:
+        raise UnsafePathError(f"{what} {part!r} holds {bad[0]!r}, which may not be part of a name")
+    if len(part) >= 2 and part[1] == ":" and part[0].isalpha():
+        raise UnsafePathError(f"{what} {part!r} starts with a drive")
+    return part
+
+
+def safe_child(root: str | os.PathLike[str], *parts: str, what: str = "name") -> Path:
+    """`root/part/…` built from untrusted `parts` (labels, ids, file names), guaranteed to stay inside `root`.
+
+    The one function every path built from data goes through: each part must pass `check_name`,
+    and the resolved path (symbolic links followed) must lie inside the resolved root, else
+    UnsafePathError. `parts` may hold `a/b` (split at `/`, each piece checked).
+    """
+    pieces = [piece for part in parts for piece in str(part).split("/")]
+    if any(str(part).startswith(("/", "\\")) for part in parts):
+        raise UnsafePathError(f"{what} {'/'.join(map(str, parts))!r} is an absolute path")
+    for piece in pieces:
+        check_name(piece, what)
+    base = Path(root)
+    path = base.joinpath(*pieces)
+    resolved_root = base.resolve()
+    if not path.resolve().is_relative_to(resolved_root) or path.resolve() == resolved_root:
+        raise UnsafePathError(f"{what} {'/'.join(pieces)!r} leads outside {base}")
+    return path
+
+
+def collision_key(relative: str) -> str:
+    """What two relative paths share when a case-insensitive or normalising filesystem (macOS, Windows)
+    would make them one: NFC form, case folded. Writers refuse two items with one key."""
+    return unicodedata.normalize("NFC", relative).casefold()
 
 
 def manifest_url(work_dir: str) -> str:
@@ -107,7 +154,7 @@ def recognize_url(work_dir: str, fingerprint: str) -> str:
 
 
 def pipeline_cache_url(work_dir: str) -> str:
-    """Folder of the pipeline's cached stage results and cache keys (Prefect result storage)."""
+    """Folder of the pipeline's cached stage summaries (JSON records, `im2flow_storage.stage_cache`)."""
     return join(work_dir, "pipeline-cache")
 
 

@@ -11,9 +11,14 @@ Layout written by `im2flow export` (a local folder ROOT; mmaction2's `RawframeDa
   the flow counts, for a Flow-modality dataset (which must not sample past the last flow).
 - `ROOT/.im2flow/done/<key>.json`  one record per finished video, written after its folder is in
   place: a video without one is unfinished and redone. `ROOT/.im2flow/export.json` the settings.
+- `ROOT/.im2flow/writing/<key>.json`  written just before a video's folder is moved into place and
+  removed after its done record: with the done records, the list of folders this export wrote.
 
 A video is written into `<video>.partial/` and renamed into place, so its folder is never seen
-half-written under its own name. Reading (`scan_rawframes`) accepts flow numbered from 0 or 1
+half-written under its own name. Every folder name comes from labels and ids (data), so each goes
+through `paths.safe_child` (no `..`, no separators, inside ROOT), and two videos whose folders a
+case-insensitive disk would merge are refused. Export replaces only a folder its own records say it
+wrote; anything else under ROOT is left alone (the video fails, naming the folder). Reading (`scan_rawframes`) accepts flow numbered from 0 or 1
 (denseflow numbers flow from 0 and RGB from 1) and one or two folder levels.
 """
 
@@ -31,7 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from im2flow_storage.paths import local_path
+from im2flow_storage.paths import UnsafePathError, check_name, local_path, safe_child
 
 RGB_TEMPLATE = "img_{:05d}.jpg"
 FLOW_TEMPLATE = "flow_{}_{:05d}.jpg"
@@ -56,11 +61,14 @@ def local_root(url: str) -> Path:
 def frame_dir_of(video_id: str, label: str) -> str:
     """`<class>/<video>` for a video: its id when that is already `<label>/<name>`, else `<label>/<id with / → __>`.
 
-    Whitespace becomes `_`: annotation lists are space-separated.
+    Whitespace becomes `_`: annotation lists are space-separated. UnsafePathError (naming the video)
+    when the label or the name is not a plain folder name (`..`, separators, …): both are data.
     """
     parts = video_id.split("/")
     name = parts[1] if len(parts) == 2 and parts[0] == label else "__".join(parts)
     clean = [re.sub(r"\s+", "_", p) for p in (label or "unlabelled", name)]
+    check_name(clean[0], f"label of video {video_id!r}")
+    check_name(clean[1], f"folder name of video {video_id!r}")
     return "/".join(clean)
 
 
@@ -90,13 +98,23 @@ class RawframeVideoWriter:
     """Writes one video's folder under ROOT: frames into `<frame_dir>.partial/`, then `commit` renames it.
 
     Use as a context manager; leaving it without `commit` (an error) removes the partial folder.
+    An existing `<frame_dir>` is replaced only when this export's records say it wrote it (or
+    `overwrite`); otherwise RawframesError before anything is written.
     """
 
-    def __init__(self, root: Path, frame_dir: str, quality: int = 95) -> None:
+    def __init__(self, root: Path, frame_dir: str, quality: int = 95, overwrite: bool = False) -> None:
         self.root, self.frame_dir, self.quality = root, frame_dir, quality
-        self.final = root / frame_dir
-        self.partial = root / (frame_dir + ".partial")
+        self.final = safe_child(root, frame_dir, what="rawframes folder")
+        self.partial = safe_child(root, frame_dir + ".partial", what="rawframes folder")
         done = root / STATE_DIR / "done" / _state_key(frame_dir)
+        self._writing = root / STATE_DIR / "writing" / _state_key(frame_dir)
+        owned = overwrite or done.is_file() or self._writing.is_file()
+        for path in (self.final, self.partial):  # the writing record precedes any folder of ours
+            if path.exists() and not owned:
+                raise RawframesError(f"{path} exists and was not written by this export: left alone "
+                                     "(remove it, export elsewhere, or pass --overwrite)")
+        self._writing.parent.mkdir(parents=True, exist_ok=True)
+        self._writing.write_text(json.dumps({"frame_dir": frame_dir}))  # from here on, the folder is ours
         done.unlink(missing_ok=True)  # an earlier record no longer describes what is being written
         shutil.rmtree(self.partial, ignore_errors=True)
         self.partial.mkdir(parents=True)
@@ -121,6 +139,7 @@ class RawframeVideoWriter:
         tmp = self._done.with_suffix(".tmp")
         tmp.write_text(json.dumps({"frame_dir": self.frame_dir, **record}, default=str))
         os.replace(tmp, self._done)
+        self._writing.unlink(missing_ok=True)
         self._committed = True
 
     def __enter__(self) -> RawframeVideoWriter:
@@ -129,6 +148,8 @@ class RawframeVideoWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self._committed:
             shutil.rmtree(self.partial, ignore_errors=True)
+            if not self.final.exists():
+                self._writing.unlink(missing_ok=True)
 
 
 def finished_videos(root: Path) -> dict[str, dict[str, Any]]:
@@ -140,9 +161,24 @@ def finished_videos(root: Path) -> dict[str, dict[str, Any]]:
     for entry in os.scandir(folder):
         if entry.name.endswith(".json"):
             record = json.loads(Path(entry.path).read_text())
-            if (root / record["frame_dir"]).is_dir():
+            try:
+                path = safe_child(root, str(record.get("frame_dir", "")), what="rawframes folder")
+            except UnsafePathError:
+                continue  # not a record this export wrote: its folder is never trusted or listed
+            if path.is_dir():
                 out[record["frame_dir"]] = record
     return out
+
+
+def check_export_root(root: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ROOT that holds no export state of ours (unless `overwrite`): it is someone's folder."""
+    if overwrite or (root / STATE_DIR / "export.json").is_file() or not root.exists():
+        return
+    if not root.is_dir():
+        raise RawframesError(f"{root} is not a folder")
+    if any(os.scandir(root)):
+        raise RawframesError(f"{root} is not empty and holds no im2flow export: choose an empty or new folder "
+                             "(or pass --overwrite to export into it; folders of the same names are replaced)")
 
 
 def check_export_settings(root: Path, settings: Mapping[str, Any]) -> None:

@@ -55,7 +55,7 @@ def fit_baselines(store: FlowStore, config: EvalConfig, show_progress: bool = Fa
     return Baselines(nearest, mean, len(samples))
 
 
-@task(name="evaluate-split", task_run_name="evaluate-{config.split}")
+@task(name="evaluate-split", task_run_name="evaluate-{config.split}", persist_result=False)
 def evaluate_split(store_url: str, model: str | None, work_dir: str, config: EvalConfig,
                    examples_k: int = 3, show_progress: bool = False) -> dict[str, Any]:
     """Per-image scores of every method on `config.split`, plus the flows needed for galleries.

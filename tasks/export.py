@@ -17,18 +17,21 @@ from im2flow_core.rawframe_flow import flow_to_gray
 from im2flow_core.unet import UNetGenerator
 from im2flow_storage import FlowStore, open_flow_store
 from im2flow_storage.frame_reader import CorruptFrame
+from im2flow_storage.paths import UnsafePathError
 from im2flow_storage.rawframes import START_INDEX, RawframesError, RawframeVideoWriter
 
 
 def write_rawframe_video(root: Path, frame_dir: str, frames: Iterable[np.ndarray], flows: Iterable[np.ndarray],
-                         bound_px: float, quality: int, record: dict[str, Any]) -> dict[str, Any]:
+                         bound_px: float, quality: int, record: dict[str, Any],
+                         overwrite: bool = False) -> dict[str, Any]:
     """Write one video folder: RGB `(H, W, 3) uint8` frames and flows `(H, W, 2) float32` px, numbered from 1.
 
     Flow k is written beside frame k (the flow from frame k onwards). Returns the finished record
     (`record` plus n_frames, n_flows, n_clipped); the folder only appears under its name when complete.
+    An existing folder of that name is replaced only if this export wrote it (or `overwrite`).
     """
     n_frames = n_flows = n_clipped = 0
-    with RawframeVideoWriter(root, frame_dir, quality) as writer:
+    with RawframeVideoWriter(root, frame_dir, quality, overwrite) as writer:
         for n_frames, rgb in enumerate(frames, start=START_INDEX):
             writer.write_rgb(n_frames, rgb)
         for n_flows, flow in enumerate(flows, start=START_INDEX):
@@ -41,7 +44,7 @@ def write_rawframe_video(root: Path, frame_dir: str, frames: Iterable[np.ndarray
 
 
 def export_store_video(store: FlowStore, video: dict[str, Any], root: str, bound_px: float,
-                       quality: int) -> dict[str, Any]:
+                       quality: int, overwrite: bool = False) -> dict[str, Any]:
     """Export one complete video of `store` (`video`: video_id, label, split, frame_dir); returns its outcome.
 
     A video that cannot be read (a checksum failure) is returned as failed with the reason.
@@ -51,19 +54,19 @@ def export_store_video(store: FlowStore, video: dict[str, Any], root: str, bound
             if key in video}
     try:
         record = write_rawframe_video(Path(root), video["frame_dir"], store.iter_rgb(video["video_id"]),
-                                      store.iter_flow(video["video_id"]), bound_px, quality, base)
-    except (CorruptFrame, RawframesError, KeyError) as exc:
+                                      store.iter_flow(video["video_id"]), bound_px, quality, base, overwrite)
+    except (CorruptFrame, RawframesError, UnsafePathError, KeyError) as exc:
         return {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "n_frames": 0, "n_flows": 0,
                 "n_clipped": 0, "seconds": time.perf_counter() - started}
     return {**record, "status": "exported", "error": "", "seconds": time.perf_counter() - started}
 
 
-@task(name="export-videos", task_run_name="export-{name}")
+@task(name="export-videos", task_run_name="export-{name}", persist_result=False)
 def export_videos(store_url: str, videos: list[dict[str, Any]], root: str, bound_px: float, quality: int,
-                  name: str) -> list[dict[str, Any]]:
+                  name: str, overwrite: bool = False) -> list[dict[str, Any]]:
     """Export `videos` of the store one after another (see export_store_video); one outcome each."""
     store = open_flow_store(store_url)
-    return [export_store_video(store, video, root, bound_px, quality) for video in videos]
+    return [export_store_video(store, video, root, bound_px, quality, overwrite) for video in videos]
 
 
 def _predicted_flows(generator: UNetGenerator, frames: list[np.ndarray], device: Any,
@@ -76,13 +79,14 @@ def _predicted_flows(generator: UNetGenerator, frames: list[np.ndarray], device:
 
 
 def export_hallucinated_video(generator: UNetGenerator, frames: list[np.ndarray], root: str, record: dict[str, Any],
-                              bound_px: float, quality: int, device: Any, batch_size: int) -> dict[str, Any]:
+                              bound_px: float, quality: int, device: Any, batch_size: int,
+                              overwrite: bool = False) -> dict[str, Any]:
     """Export RGB frames `(H, W, 3) uint8` with G's flow for each (T frames → T flows); returns the outcome."""
     started = time.perf_counter()
     try:
         finished = write_rawframe_video(Path(root), record["frame_dir"], frames,
                                         _predicted_flows(generator, frames, device, batch_size), bound_px, quality,
-                                        record)
+                                        record, overwrite)
     except (RawframesError, cv2.error, ValueError) as exc:
         return {**record, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "n_frames": 0, "n_flows": 0,
                 "n_clipped": 0, "seconds": time.perf_counter() - started}

@@ -125,7 +125,7 @@ def _write_behind(items: Iterable[Any], writer: Any, depth: int) -> None:
                 pending.popleft().result()
 
 
-@task(name="extract-videos", task_run_name="extract-{name}")
+@task(name="extract-videos", task_run_name="extract-{name}", persist_result=False)
 def extract_videos(store_url: str, videos: list[dict[str, Any]], store_config: dict[str, Any], shard_frames: int,
                    name: str, compute: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Extract `videos` (manifest rows) one after another; returns one outcome each.

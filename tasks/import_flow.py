@@ -117,7 +117,7 @@ def import_folder(store_url: str, folder_path: str, frame_dir: str, label: str, 
     return outcome
 
 
-@task(name="import-videos", task_run_name="import-{name}")
+@task(name="import-videos", task_run_name="import-{name}", persist_result=False)
 def import_videos(store_url: str, folders: list[dict[str, Any]], bound_px: float, check_alignment: bool,
                   shard_frames: int, name: str) -> list[dict[str, Any]]:
     """Import `folders` (path, frame_dir, label, split) one after another; one outcome each."""

@@ -25,7 +25,7 @@ def probe_entry(entry: dict[str, Any], min_frames: int) -> dict[str, Any]:
             "size_bytes": size, "mtime": mtime}
 
 
-@task(name="probe-videos", task_run_name="probe-{batch_name}", retries=1)
+@task(name="probe-videos", task_run_name="probe-{batch_name}", retries=1, persist_result=False)
 def probe_videos(entries: list[dict[str, Any]], min_frames: int, batch_name: str) -> list[dict[str, Any]]:
     """Probe every entry of a batch (decoding all frames); bad videos give rows, never exceptions."""
     cv2.setNumThreads(1)

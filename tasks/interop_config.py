@@ -33,6 +33,8 @@ class ExportConfig(ComputeConfig):
     frames_per_task: int = Field(2000, ge=1, description="frames one Prefect task exports (whole videos; fewer on "
                                                          "small jobs so at least 16 tasks share the work)")
     retries: int = Field(2, ge=0, description="retries of a task that crashed (not of bad videos)")
+    overwrite: bool = Field(False, description="export into a non-empty folder that holds no export of ours, "
+                                               "replacing folders of the same names")
     mlflow_tracking_uri: str | None = Field(None, description="hallucinated: where an MLflow model URI resolves")
 
 

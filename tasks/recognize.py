@@ -83,7 +83,7 @@ def predict_scores(model: nn.Module, dataset: Dataset, input_key: str, device: t
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
-@task(name="train-stream", task_run_name="train-{stream}-seed{seed}")
+@task(name="train-stream", task_run_name="train-{stream}-seed{seed}", persist_result=False)
 def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream, seed: int, run_dir: str,
                  generator_path: str, tracking_uri: str, parent_run_id: str, show_progress: bool = False) -> dict[str, Any]:
     """Train `stream` with `seed` (or load it if already finished); returns its scores and record.

@@ -56,7 +56,7 @@ def _log_epoch(metrics: dict[str, float], epoch: int) -> None:
     mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)}, step=epoch)
 
 
-@task(name="train-phi", task_run_name="train-phi")
+@task(name="train-phi", task_run_name="train-phi", persist_result=False)
 def train_phi(config: TrainConfig, data: TrainingData, run_dir: str, tracking_uri: str, parent_run_id: str,
               magnitude_scale_px: float, show_progress: bool = False) -> dict[str, Any]:
     """Train φ on true flow images of the training videos (or load `config.phi.weights`); a terminal
@@ -129,7 +129,7 @@ def sample_grid(generator: UNetGenerator, dataset: FlowPairDataset, n: int, devi
     return np.concatenate(rows, axis=0)
 
 
-@task(name="train-generator", task_run_name="train-generator")
+@task(name="train-generator", task_run_name="train-generator", persist_result=False)
 def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, tracking_uri: str, parent_run_id: str,
                     magnitude_scale_px: float, phi_path: str | None, show_progress: bool = False) -> dict[str, Any]:
     """Train G with L = w_pixel · L_pixel + λ · L_content, φ frozen; returns the final weights' path.

@@ -16,7 +16,7 @@ from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage import open_flow_store
 from im2flow_storage.checkpoints import save_checkpoint
 from im2flow_storage.manifest import read_manifest
-from im2flow_storage.rawframes import STATE_DIR, finished_videos
+from im2flow_storage.rawframes import STATE_DIR, RawframesError, finished_videos
 from tasks.interop_config import ExportConfig, ImportConfig
 from tests.conftest import make_tiny_store, real_texture
 
@@ -56,8 +56,11 @@ def test_export_resumes_after_a_kill_and_imports_back_into_a_trainable_store(tmp
     ids = sorted(records)
     (out / ids[0]).rename(out / (ids[0] + ".partial"))
     next((out / (ids[0] + ".partial")).glob("img_*")).unlink()
+    # The writer records a folder as its own ("writing/") before it creates it, so both are redone, not refused.
+    (out / STATE_DIR / "writing").mkdir(exist_ok=True)
     for vid in ids[:2]:
-        (out / STATE_DIR / "done" / (vid.replace("/", "%2F") + ".json")).unlink()
+        key = vid.replace("/", "%2F") + ".json"
+        (out / STATE_DIR / "done" / key).rename(out / STATE_DIR / "writing" / key)
     assert set(finished_videos(out)) == set(ids[2:])
     second = export_flow.with_options(task_runner=runner)(str(source), str(out), config)
     assert second["exported_now"] == 2 and second["videos"] == 8
@@ -112,4 +115,35 @@ def test_cli_exports_hallucinated_flow_of_stills_and_names_unreadable_ones(tmp_p
     assert sorted(p.name for p in (out / "Run" / "a").iterdir()) == ["flow_x_00001.jpg", "flow_y_00001.jpg",
                                                                      "img_00001.jpg"]
     assert (out / "im2flow_val_split_1_rawframes_flow.txt").read_text() == "Run/a 1 0\nstills/b 1 1\n"
+
+    # A second export of another class into the same folder: the lists cover both runs' classes.
+    (tmp_path / "more" / "Jump").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "more" / "Jump" / "c.jpg"), real_texture(30, 40, which=0)[::-1].copy())
+    again = ["export", "--out", str(out), "--hallucinated", "--model", str(model), "--images", str(tmp_path / "more"),
+             "--device", "cpu"]
+    result = CliRunner().invoke(app, again)
+    assert result.exit_code == 0, result.output
+    assert (out / "classInd.txt").read_text() == "1 Jump\n2 Run\n3 stills\n"
+    assert (out / "im2flow_val_split_1_rawframes.txt").read_text() == "Jump/c 1 0\nRun/a 1 1\nstills/b 1 2\n"
+
+    # Without its export state the folder is someone else's: refused, nothing touched; --overwrite is consent.
     shutil.rmtree(out / STATE_DIR)
+    before = sorted(str(p) for p in out.rglob("*"))
+    result = CliRunner().invoke(app, again)
+    assert result.exit_code == 2 and "not empty and holds no im2flow export" in result.output
+    assert "Traceback" not in result.output and sorted(str(p) for p in out.rglob("*")) == before
+    result = CliRunner().invoke(app, again + ["--overwrite"])
+    assert result.exit_code == 0, result.output
+
+
+def test_folders_a_case_insensitive_disk_would_merge_are_refused_and_unsafe_names_fail_alone():
+    from flows.export import _with_frame_dirs
+
+    with pytest.raises(RawframesError, match="case or normalisation"):
+        _with_frame_dirs([{"video_id": "Run/v1", "label": "Run"}, {"video_id": "run/v1", "label": "run"}])
+    with pytest.raises(RawframesError, match="case or normalisation"):  # é composed and decomposed
+        _with_frame_dirs([{"video_id": "Caf\u00e9/v1", "label": "Caf\u00e9"},
+                          {"video_id": "Cafe\u0301/v1", "label": "Cafe\u0301"}])
+    good, bad = _with_frame_dirs([{"video_id": "Run/v1", "label": "Run"}, {"video_id": "v2", "label": "../x"}])
+    assert [v["frame_dir"] for v in good] == ["Run/v1"]
+    assert bad[0]["status"] == "failed" and "'../x'" in bad[0]["error"]

@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from im2flow_storage.paths import UnsafePathError
 from im2flow_storage.datasets import DatasetLayout, assign_splits, split_files_layout
 from im2flow_storage.rawframes import (
     RawframesError,
     RawframeVideoWriter,
+    check_export_root,
     check_export_settings,
     finished_videos,
     frame_dir_of,
@@ -53,6 +55,65 @@ def test_a_video_folder_appears_only_when_complete(tmp_path):
     # Rewriting a finished video withdraws its record until the new folder is in place.
     writer = RawframeVideoWriter(tmp_path, "walk/v1")
     assert "walk/v1" not in finished_videos(tmp_path)
+
+
+@pytest.mark.parametrize("video_id,label", [("v1", "../../victim"), ("Run/..", "Run"), ("a/b", "/etc"),
+                                            ("x", "a\\b"), ("Run/v\x00", "Run")])
+def test_labels_and_ids_never_make_a_folder_outside_the_root(tmp_path, video_id, label):
+    with pytest.raises(UnsafePathError):
+        frame_dir_of(video_id, label)
+    root = tmp_path / "out" / "root"
+    root.mkdir(parents=True)
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "keep.txt").write_text("mine")
+    for frame_dir in ("../../victim", "Run/..", "../root2/x", "/abs/x"):
+        with pytest.raises(UnsafePathError):
+            RawframeVideoWriter(root, frame_dir)
+    assert (tmp_path / "victim" / "keep.txt").read_text() == "mine" and not list(tmp_path.glob("out/root2"))
+
+
+def test_a_link_out_of_the_root_is_not_followed(tmp_path):
+    root = tmp_path / "root"
+    (tmp_path / "elsewhere").mkdir()
+    root.mkdir()
+    (root / "Run").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafePathError, match="outside"):
+        RawframeVideoWriter(root, "Run/v1")
+
+
+def test_export_replaces_only_folders_its_own_records_say_it_wrote(tmp_path):
+    rgb = np.full((8, 8, 3), 90, np.uint8)
+    users = tmp_path / "Run" / "v1"
+    users.mkdir(parents=True)
+    (users / "img_00001.jpg").write_bytes(b"the user's own frame")
+    with pytest.raises(RawframesError, match="not written by this export"):
+        RawframeVideoWriter(tmp_path, "Run/v1")
+    assert (users / "img_00001.jpg").read_bytes() == b"the user's own frame"
+    (tmp_path / "Run" / "v2.partial").mkdir()  # a stray folder named like our partial ones
+    with pytest.raises(RawframesError, match="not written by this export"):
+        RawframeVideoWriter(tmp_path, "Run/v2")
+    assert (tmp_path / "Run" / "v2.partial").is_dir()
+    for _ in range(2):  # ours: rewritten in place the second time
+        with RawframeVideoWriter(tmp_path, "Run/v3") as writer:
+            writer.write_rgb(1, rgb)
+            writer.commit({"video_id": "Run/v3"})
+    assert "Run/v3" in finished_videos(tmp_path)
+    with RawframeVideoWriter(tmp_path, "Run/v1", overwrite=True) as writer:  # the user's consent
+        writer.write_rgb(1, rgb)
+        writer.commit({"video_id": "Run/v1"})
+    # A done record naming a folder outside the root (planted) is never trusted.
+    (tmp_path / ".im2flow" / "done" / "evil.json").write_text('{"frame_dir": "../.."}')
+    assert set(finished_videos(tmp_path)) == {"Run/v1", "Run/v3"}
+
+
+def test_a_non_empty_folder_without_our_state_is_refused_unless_overwrite(tmp_path):
+    check_export_root(tmp_path / "new", overwrite=False)
+    (tmp_path / "user.txt").write_text("x")
+    with pytest.raises(RawframesError, match="not empty"):
+        check_export_root(tmp_path, overwrite=False)
+    check_export_root(tmp_path, overwrite=True)
+    check_export_settings(tmp_path, {"source": "flow"})
+    check_export_root(tmp_path, overwrite=False)  # an export of ours: resumed
 
 
 def test_annotation_lists_round_trip_with_mmaction2_names(tmp_path):
