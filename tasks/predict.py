@@ -38,6 +38,49 @@ def output_stems(paths: list[str]) -> list[str]:
     return [stem if len(files_of[stem]) == 1 else f"{stem}_{suffix.lstrip('.')}" for stem, suffix in split]
 
 
+OWNED_RECORD = ".im2flow-predict-outputs.txt"
+"""In the output folder: every file predict wrote there, one path (relative) a line, written before the file."""
+
+
+class OutputConflictError(ValueError):
+    """Predict would replace a file it did not write (an input, or someone's file); the message names them."""
+
+
+def output_files(stem: str, flow_format: str) -> list[str]:
+    """The files one image's outputs occupy, relative to the output folder."""
+    return [f"{stem}_flowimage.npy", f"{stem}_flow.{flow_format}", f"{stem}_flow.png"]
+
+
+def check_outputs(paths: list[str], stems: list[str], out: Path, flow_format: str) -> set[str]:
+    """The relative outputs predict owns in `out`; OutputConflictError, before any work, if one of the planned
+    outputs (or `predictions.csv`) is an input image or an existing file predict did not write there."""
+    record = out / OWNED_RECORD
+    owned = set(record.read_text(encoding="utf-8").splitlines()) if record.is_file() else set()
+    inputs = {os.path.realpath(p) for p in paths}
+    conflicts = []
+    planned = [f for stem in stems for f in output_files(stem, flow_format)] + ["predictions.csv"]
+    for relative in planned:
+        target = out / relative
+        if os.path.realpath(target) in inputs:
+            conflicts.append(f"{target} (an input image)")
+        elif (target.exists() or target.is_symlink()) and relative not in owned:
+            conflicts.append(f"{target} (not written by im2flow predict)")
+    if conflicts:
+        more = f" and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
+        raise OutputConflictError(f"predict would replace {', '.join(conflicts[:3])}{more}; nothing was written: "
+                                  "choose another --out")
+    return owned
+
+
+def _claim(out: Path, owned: set[str], files: list[str]) -> None:
+    """Record `files` as predict's own before writing them (so a rerun may replace them)."""
+    new = [f for f in files if f not in owned]
+    if new:
+        with open(out / OWNED_RECORD, "a", encoding="utf-8") as record:
+            record.write("".join(f + "\n" for f in new))
+        owned.update(new)
+
+
 def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Path,
                    flow_format: Literal["npy", "flo"] = "npy", device: str = "auto",
                    batch_size: int = 16, show_progress: bool = False) -> list[dict[str, Any]]:
@@ -46,13 +89,15 @@ def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Pa
     the image's path below the folder all inputs share (`output_stems`). Returns one row per image
     with its motion potential (px; `tasks.potential.predict_with_potential`), or the error if
     unreadable, and writes those rows to `predictions.csv` in `out_dir`. Images go through G
-    `batch_size` at a time, read as they are needed; `show_progress`: a terminal bar.
+    `batch_size` at a time, read as they are needed; `show_progress`: a terminal bar. Outputs never
+    replace a file predict did not write (an input, a user's file): OutputConflictError before any work.
     """
     out = Path(out_dir)
+    stems = output_stems(paths)
+    owned = check_outputs(paths, stems, out, flow_format)
     out.mkdir(parents=True, exist_ok=True)
     torch_device = resolve_device(device)
     generator = generator.to(torch_device)
-    stems = output_stems(paths)
     rows: list[dict[str, Any]] = []
     with RunProgress(len(paths), "predicting flow", "predict-progress", show_progress) as progress:
         for start in range(0, len(paths), batch_size):
@@ -68,6 +113,7 @@ def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Pa
                                  "motion_potential_px": "", "error": "cannot read as an image"})
                     continue
                 image, potential = results[path]
+                _claim(out, owned, output_files(stem, flow_format))
                 (out / stem).parent.mkdir(parents=True, exist_ok=True)
                 np.save(out / f"{stem}_flowimage.npy", image)
                 flow = decode_flow(image)
@@ -80,5 +126,6 @@ def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Pa
                              "motion_potential_px": round(potential, 4), "error": ""})
             progress.advance(len(chunk))
     if rows:
+        _claim(out, owned, ["predictions.csv"])
         write_report_files(str(out), {"predictions.csv": csv_text(rows)})
     return rows

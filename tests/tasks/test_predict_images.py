@@ -6,12 +6,13 @@ import csv
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from im2flow_core.inference import motion_potential, predict_flow_images
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from tasks.potential import image_files
-from tasks.predict import output_stems, predict_images
+from tasks.predict import OutputConflictError, output_stems, predict_images
 from tests.conftest import real_texture
 
 
@@ -76,3 +77,25 @@ def test_output_stems_of_one_folder_stay_flat():
     assert output_stems(["/a/b/x.png"]) == ["x"]
     assert output_stems(["/a/b/x.png", "/a/b/x.png"]) == ["x", "x"]  # the same file twice: one output
     assert output_stems([]) == []
+
+
+def test_outputs_never_replace_an_input_or_a_file_predict_did_not_write(tmp_path):
+    generator = UNetGenerator(GeneratorConfig(depth=3, ngf=4, input_size=32)).eval()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), real_texture(20, 24, 0))
+    cv2.imwrite(str(folder / "a_flow.png"), real_texture(20, 24, 1))  # an input named like a's output
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(OutputConflictError, match="an input image"):
+        predict_images(image_files([str(folder)]), generator, folder, device="cpu")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written, nothing replaced
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a_flowimage.npy").write_bytes(b"someone's file")
+    with pytest.raises(OutputConflictError, match="not written by im2flow predict"):
+        predict_images([str(folder / "a.png")], generator, out, device="cpu")
+    assert (out / "a_flowimage.npy").read_bytes() == b"someone's file"
+    (out / "a_flowimage.npy").unlink()
+    for _ in range(2):  # its own outputs: a rerun replaces them
+        rows = predict_images([str(folder / "a.png")], generator, out, device="cpu")
+        assert rows[0]["error"] == "" and np.load(out / "a_flowimage.npy").shape == (20, 24, 3)
