@@ -26,13 +26,16 @@ def ingest(dataset_root: Annotated[str, typer.Argument(help="dataset folder, or 
            split_index: Annotated[Optional[int], typer.Option(help="official split 1-3")] = None,
            test_fraction: Annotated[Optional[float], typer.Option()] = None,
            seed: Annotated[Optional[int], typer.Option()] = None,
+           allow_shrink: Annotated[bool, typer.Option("--allow-shrink", help="let the manifest lose more than 5 % of "
+                                                      "its ok videos (deleted, moved)")] = False,
            workers: Workers = None, dask_address: DaskAddress = None, config: ConfigFile = None) -> None:
     """Find and probe every video of a dataset; write WORK_DIR/manifest.parquet."""
     from flows.compute import dask_scheduler, task_runner
     from flows.ingest import ingest_flow
     try:
         cfg = load_config(IngestConfig, config, "ingest", layout=layout, split_index=split_index,
-                          test_fraction=test_fraction, seed=seed, workers=workers, dask_address=dask_address)
+                          test_fraction=test_fraction, seed=seed, workers=workers, dask_address=dask_address,
+                          allow_shrink=allow_shrink or None)
         _preflight(dask_address=cfg.dask_address)
         with dask_scheduler(cfg.workers, cfg.dask_address) as address:
             summary = ingest_flow.with_options(task_runner=task_runner(address))(
@@ -212,7 +215,8 @@ def potential(work_dir: WorkDir,
             console.print(f"{r['method']}: Spearman ρ {r['spearman']:.3f} [{r['spearman_low']:.3f}, "
                           f"{r['spearman_high']:.3f}], Kendall τ {r['kendall']:.3f} [{r['kendall_low']:.3f}, "
                           f"{r['kendall_high']:.3f}]")
-    print_failures([{"item": name, "error": "cannot read as an image"} for name in result["skipped"]],
+    errors = result.get("skipped_errors", {})
+    print_failures([{"item": name, "error": errors.get(name, "cannot read as an image")} for name in result["skipped"]],
                    f"{result['out_dir']}/skipped.csv")
     console.print(f"ranking and gallery in {result['out_dir']}")
     if result["skipped"]:

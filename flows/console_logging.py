@@ -14,6 +14,7 @@ logging (their task lines still reach the Prefect UI).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import stat
 import tempfile
@@ -59,6 +60,16 @@ def log_file_for(work_dir: str | None, command: str) -> Path:
     return folder / f"im2flow-{command}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"
 
 
+class NoEngineTracebacks(logging.Filter):
+    """Keeps Prefect's own error records that carry a traceback (a flow or task that raised) off the console.
+
+    The CLI reports what failed in one line; the traceback stays in the log file and the Prefect UI.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and record.name.startswith("prefect"))
+
+
 def logging_config(log_file: Path, verbose: bool) -> dict[str, Any]:
     """Prefect's default logging configuration with a file handler on the root and Dask's loggers."""
     spec = importlib.util.find_spec("prefect")  # finds the package without importing it
@@ -69,6 +80,10 @@ def logging_config(log_file: Path, verbose: bool) -> dict[str, Any]:
     file_handler = {"level": "INFO", "class": "logging.FileHandler", "filename": str(log_file),
                     "formatter": "standard", "delay": True, "encoding": "utf-8"}
     config["handlers"]["console"]["level"] = 0 if verbose else "WARNING"
+    if not verbose:
+        # The command prints one `error:` line for what failed; Prefect's engine would add the traceback.
+        config.setdefault("filters", {})["no_engine_tracebacks"] = {"()": f"{__name__}.NoEngineTracebacks"}
+        config["handlers"]["console"]["filters"] = ["no_engine_tracebacks"]
     config["handlers"]["file"] = file_handler
     config["root"]["handlers"] = ["console", "file"]
     # Dask's loggers get handlers of their own: a LocalCluster turns every stream handler of the

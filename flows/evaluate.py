@@ -161,6 +161,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     device = resolve_device(config.device)
     generator = generator.to(device)
     nn_scores: dict[str, float] = {}
+    problems: dict[str, str] = {}
     if images is None:
         store = open_flow_store(work_dir, config.store_fingerprint)
         records = store.records(complete_only=True)  # read once: on an object store, a request per video
@@ -169,7 +170,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
         items, total = split_frames(store, samples, nearest, nn_scores), len(samples)
     else:
         paths = image_files(images)
-        items, total = still_images(paths), len(paths)
+        items, total = still_images(paths, problems), len(paths)
     with RunProgress(total, "scoring motion potential", "potential-progress", show_progress) as progress:
         result = score_images(generator, progress.counted(items), device, config.batch_size, config.gallery_k,
                               config.fg_threshold_px)
@@ -195,7 +196,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     if agreement:
         files["agreement.csv"] = csv_text(agreement)
     if result["skipped"]:
-        files["skipped.csv"] = csv_text([{"image": name, "error": "cannot read as an image"}
+        files["skipped.csv"] = csv_text([{"image": name, "error": problems.get(name, "cannot read as an image")}
                                          for name in result["skipped"]])
     paths = write_report(out_dir, files)
     with tracked_run(tracking_uri, config.experiment, "potential", tags={"git_commit": git_commit()}) as run:
@@ -210,4 +211,4 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
         + f"![gallery]({png_data_uri(gallery)})", key="motion-potential",
         description="Images ranked by how much motion they imply")
     return {"ranking": table, "spearman": {r["method"]: r["spearman"] for r in agreement}, "agreement": agreement,
-            "skipped": result["skipped"], "out_dir": out_dir, "run_id": run.info.run_id, "note": POTENTIAL_NOTE}
+            "skipped": result["skipped"], "skipped_errors": problems, "out_dir": out_dir, "run_id": run.info.run_id, "note": POTENTIAL_NOTE}

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from flows.outcomes import publish_outcome
 from flows.progress import gather_batches
 from im2flow_storage import open_flow_store
-from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image
+from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image_checked
 from im2flow_storage.rawframes import (
     RawframesError,
     check_export_root,
@@ -156,13 +156,14 @@ def _hallucinated_export(work_dir: str | None, root: Path, config: ExportConfig,
     with RunProgress(len(todo), "exporting hallucinated flow", "export-progress", show_progress) as progress:
         for video in todo:
             record = {k: video[k] for k in ("video_id", "label", "split", "frame_dir", "path") if k in video}
+            problem = "cannot read as an image"
             if store is None:
-                rgb = read_rgb_image(video["path"])
+                rgb, problem = read_rgb_image_checked(video["path"])
                 frames = [] if rgb is None else [rgb]
             else:
                 frames = list(store.iter_rgb(video["video_id"]))
             if not frames:
-                outcomes.append({**record, "status": "failed", "error": "cannot read as an image", "n_frames": 0,
+                outcomes.append({**record, "status": "failed", "error": problem, "n_frames": 0,
                                  "n_flows": 0, "n_clipped": 0})
             else:
                 outcomes.append(export_hallucinated_video(generator, frames, str(root), record, config.bound_px,

@@ -11,11 +11,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import as_completed
 
-from im2flow_storage.datasets import scan_dataset
+from im2flow_storage.datasets import scan_dataset_with_evidence
 from im2flow_storage.manifest import ManifestError, read_manifest, write_manifest
 from tasks.batching import probe_batches
 from tasks.config import IngestConfig
-from tasks.ingest import probe_videos
+from tasks.ingest import check_shrink, probe_videos
 from tasks.progress import RunProgress
 
 
@@ -38,12 +38,15 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
     and are not probed again; new or changed ones are probed in batches on the task runner.
     """
     logger = get_run_logger()
-    entries = [asdict(e) for e in scan_dataset(dataset_root, config.layout, config.split_index,
-                                               config.test_fraction, config.seed)]
+    scanned, layout = scan_dataset_with_evidence(dataset_root, config.layout, config.split_index,
+                                                 config.test_fraction, config.seed)
+    entries = [asdict(e) for e in scanned]
+    logger.info("%s: %s", dataset_root, layout)
     try:
         previous = {r["video_id"]: r for r in read_manifest(work_dir)}
     except ManifestError:
         previous = {}
+    check_shrink(previous.values(), {e["video_id"] for e in entries}, config.allow_shrink, config.shrink_limit)
     rows, todo = [], []
     for entry in entries:
         old = previous.get(entry["video_id"])
@@ -53,7 +56,8 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
             todo.append(entry)
     logger.info("%d videos found, %d unchanged since the last manifest, %d to probe", len(entries), len(rows), len(todo))
     batches = probe_batches(todo, config.megabytes_per_task)
-    futures = [probe_videos.submit(b, config.min_frames, f"{b[0]['video_id']}+{len(b) - 1}") for b in batches]
+    futures = [probe_videos.submit(b, config.min_frames, f"{b[0]['video_id']}+{len(b) - 1}", config.max_frame_pixels,
+                                   config.max_frames) for b in batches]
     with RunProgress(len(todo), "probing videos", "ingest-progress", show_progress) as progress:
         for future in as_completed(futures):
             batch = future.result()
@@ -68,7 +72,7 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
         [{"video_id": "-", "status": "all ok", "error": ""}],
         key="ingest-failures", description=f"Videos not usable ({len(bad)} of {len(rows)})")
     summary = {"manifest": url, "videos": len(rows), "probed": len(todo), "status": dict(statuses),
-               "ok_by_split": dict(splits), "labels": len({r["label"] for r in rows})}
+               "ok_by_split": dict(splits), "labels": len({r["label"] for r in rows}), "layout": layout}
     create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="ingest-summary",
                           description="Ingest summary")
     logger.info("manifest written to %s: %s", url, dict(statuses))

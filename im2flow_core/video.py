@@ -28,6 +28,8 @@ class VideoStatus(str, Enum):
     unreadable = "unreadable"  # missing, not a file, or no permission
     empty = "empty"  # zero bytes
     too_short = "too_short"  # decodes, but fewer frames than a flow needs
+    too_large = "too_large"  # frames of more pixels than the configured limit
+    too_long = "too_long"  # more frames than the configured limit
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,15 @@ def _check_readable(path: str) -> VideoProbe | None:
     return None
 
 
-def probe_video(path: str, min_frames: int = 2) -> VideoProbe:
+def probe_video(path: str, min_frames: int = 2, max_frame_pixels: int | None = None,
+                max_frames: int | None = None) -> VideoProbe:
     """Probe a video by decoding every frame; never raises for bad input.
 
-    Returns the status (`ok`, `corrupt`, `unreadable`, `empty`, `too_short`), the decoded frame
-    count, the container's claimed count, fps, decoded width/height and the codec fourcc.
-    `min_frames` is the fewest decoded frames a usable video needs (step + 1 for flow).
+    Returns the status (`ok`, `corrupt`, `unreadable`, `empty`, `too_short`, `too_large`,
+    `too_long`), the decoded frame count, the container's claimed count, fps, decoded width/height
+    and the codec fourcc. `min_frames` is the fewest decoded frames a usable video needs (step + 1
+    for flow). `max_frame_pixels` (width × height) is checked from the container's header before a
+    frame is decoded, and again on the first frame; counting stops after `max_frames` + 1 frames.
     """
     failed = _check_readable(path)
     if failed is not None:
@@ -94,15 +99,26 @@ def probe_video(path: str, min_frames: int = 2) -> VideoProbe:
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         fourcc = int(capture.get(cv2.CAP_PROP_FOURCC) or 0)
         codec = "".join(chr((fourcc >> 8 * i) & 0xFF) for i in range(4)).strip("\x00 ") if fourcc else ""
+        header_w, header_h = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if max_frame_pixels is not None and header_w * header_h > max_frame_pixels:
+            return VideoProbe(VideoStatus.too_large, error=_too_large(header_w, header_h, max_frame_pixels),
+                              container_frames=claimed, fps=fps, width=header_w, height=header_h, codec=codec)
         ok, first = capture.read()
         if not ok or first is None or first.size == 0:
             return VideoProbe(VideoStatus.corrupt, error="container opens but no frame decodes",
                               container_frames=claimed, fps=fps, codec=codec)
         height, width = first.shape[:2]
+        if max_frame_pixels is not None and width * height > max_frame_pixels:
+            return VideoProbe(VideoStatus.too_large, error=_too_large(width, height, max_frame_pixels),
+                              container_frames=claimed, fps=fps, width=width, height=height, codec=codec)
         n_frames = 1
         # grab() demuxes and decodes without the colour conversion: counts what really decodes.
         while capture.grab():
             n_frames += 1
+            if max_frames is not None and n_frames > max_frames:
+                return VideoProbe(VideoStatus.too_long, error=f"more than {max_frames:,} frames (the limit, "
+                                  "ingest.max_frames)", n_frames=n_frames, container_frames=claimed, fps=fps,
+                                  width=width, height=height, codec=codec)
     except cv2.error as exc:
         return VideoProbe(VideoStatus.corrupt, error=f"OpenCV error while decoding: {exc}")
     finally:
@@ -117,6 +133,11 @@ def probe_video(path: str, min_frames: int = 2) -> VideoProbe:
     error = "" if status is VideoStatus.ok else f"{n_frames} decodable frame(s), at least {min_frames} needed"
     return VideoProbe(status, error=error, warning=warning, n_frames=n_frames, container_frames=claimed,
                       fps=fps, width=width, height=height, codec=codec)
+
+
+def _too_large(width: int, height: int, limit: int) -> str:
+    return (f"frames of {width}×{height} = {width * height:,} pixels, over the limit of {limit:,} "
+            "(ingest.max_frame_pixels)")
 
 
 def resolve_frame_size(width: int, height: int, short_side: int | None = None,

@@ -82,15 +82,29 @@ def _find_hmdb_splits(root: Path, split_index: int, recursive: bool = True) -> l
     return sorted(root.rglob(pattern) if recursive else root.glob(pattern)) or sorted([*root.parent.glob(pattern), *root.parent.glob(f"*/{pattern}")])
 
 
-def detect_layout(root: Path) -> DatasetLayout:
-    """The layout of `root` (see the module docstring)."""
+def detect_layout_with_evidence(root: Path) -> tuple[DatasetLayout, str]:
+    """The layout of `root` (see the module docstring) and the evidence it was chosen on, in words.
+
+    HMDB-51 split files count only when they are named after class folders of `root` (a stray
+    `*_test_split1.txt` beside an unrelated dataset would otherwise mark every video unused).
+    """
     if root.is_file():
-        return DatasetLayout.list
-    if _find_ucf_lists(root) is not None:
-        return DatasetLayout.ucf101
-    if _find_hmdb_splits(root, 1):
-        return DatasetLayout.hmdb51
-    return DatasetLayout.folders
+        return DatasetLayout.list, f"{root} is a file"
+    lists = _find_ucf_lists(root)
+    if lists is not None:
+        return DatasetLayout.ucf101, f"UCF-101 split lists in {lists}"
+    classes = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+    suffix = "_test_split1.txt"
+    matching = [f for f in _find_hmdb_splits(root, 1) if f.name[: -len(suffix)] in classes]
+    if matching:
+        return DatasetLayout.hmdb51, (f"{len(matching)} HMDB-51 split files named after class folders, e.g. "
+                                      f"{matching[0]}")
+    return DatasetLayout.folders, "no UCF-101 or HMDB-51 split files for its class folders"
+
+
+def detect_layout(root: Path) -> DatasetLayout:
+    """The layout of `root` (see the module docstring and `detect_layout_with_evidence`)."""
+    return detect_layout_with_evidence(root)[0]
 
 
 def split_files_layout(root: Path, split_index: int = 1) -> DatasetLayout:
@@ -214,14 +228,35 @@ def scan_dataset(root: str | Path, layout: DatasetLayout | str = DatasetLayout.a
 
     `split_index` chooses the official split (1–3) of UCF-101/HMDB-51; datasets without split
     files get a deterministic stratified split (`test_fraction`, `seed`) by video group.
-    Raises DatasetError for a missing root, unreadable split files or duplicate ids.
+    Raises DatasetError for a missing root, no videos at all (an empty or unmounted folder),
+    split files that name none of the videos, unreadable split files or duplicate ids.
     """
+    return scan_dataset_with_evidence(root, layout, split_index, test_fraction, seed)[0]
+
+
+def scan_dataset_with_evidence(root: str | Path, layout: DatasetLayout | str = DatasetLayout.auto,
+                               split_index: int = 1, test_fraction: float = 0.3,
+                               seed: int = 0) -> tuple[list[DatasetEntry], str]:
+    """`scan_dataset` and, in words, the layout used and why (the evidence auto-detection found)."""
     root = Path(root).expanduser().absolute()
     if not root.exists():
         raise DatasetError(f"dataset root {root} does not exist")
     layout = DatasetLayout(layout)
+    evidence = "as given"
     if layout is DatasetLayout.auto:
-        layout = detect_layout(root)
+        layout, evidence = detect_layout_with_evidence(root)
+    entries = _scan(root, layout, split_index, test_fraction, seed)
+    described = f"layout {layout.value} ({evidence})"
+    if not entries:
+        raise DatasetError(f"no videos found in {root} ({described}): is the folder empty or not mounted?")
+    if layout in (DatasetLayout.ucf101, DatasetLayout.hmdb51) and all(e.split == "unused" for e in entries):
+        raise DatasetError(f"the split files of {described} name none of the {len(entries)} videos in {root}: "
+                           "pass --layout folders (or the right root)")
+    return entries, described
+
+
+def _scan(root: Path, layout: DatasetLayout, split_index: int, test_fraction: float,
+          seed: int) -> list[DatasetEntry]:
     if layout is DatasetLayout.list:
         if not root.is_file():
             raise DatasetError(f"layout 'list' needs a CSV or Parquet file, got the folder {root}")

@@ -20,7 +20,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("path", pa.string()),  # absolute path of the video file
     ("label", pa.string()),
     ("split", pa.string()),  # train / test / unused
-    ("status", pa.string()),  # ok / corrupt / unreadable / empty / too_short
+    ("status", pa.string()),  # ok / corrupt / unreadable / empty / too_short / too_large / too_long
     ("error", pa.string()),  # why the status is not ok ("" when ok)
     ("warning", pa.string()),  # e.g. the container's frame count disagrees with the decoded one
     ("n_frames", pa.int64()),  # frames that actually decode

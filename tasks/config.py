@@ -80,6 +80,13 @@ class IngestConfig(ComputeConfig):
     test_fraction: float = Field(0.3, gt=0, lt=1, description="test share when there are no split files")
     seed: int = Field(0, description="seed of the split when there are no split files")
     min_frames: int = Field(2, ge=2, description="fewer decodable frames mark a video too_short")
+    max_frame_pixels: int = Field(50_000_000, ge=1, description="frames of more pixels (W×H) mark a video too_large "
+                                  "(checked from the header before decoding)")
+    max_frames: int = Field(1_000_000, ge=2, description="more decodable frames mark a video too_long (≈ 9 h at 30 fps)")
+    allow_shrink: bool = Field(False, description="let a re-ingest drop more than shrink_limit of the manifest's "
+                                                  "ok videos (they were deleted, moved or are not mounted)")
+    shrink_limit: float = Field(0.05, ge=0, le=1, description="share of the manifest's ok videos a re-ingest may drop "
+                                                              "without allow_shrink")
     megabytes_per_task: float = Field(32.0, gt=0, description="video bytes one Prefect task probes (whole files; "
                                       "less on small jobs so every worker gets some)")
 

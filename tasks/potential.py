@@ -21,7 +21,7 @@ from im2flow_core.rank_stats import rank_agreement
 from im2flow_core.splits import group_of
 from im2flow_core.unet import UNetGenerator
 from im2flow_storage.flow_store import FlowStore
-from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image
+from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image_checked
 from im2flow_storage.torch_datasets import sample_index
 
 
@@ -172,10 +172,15 @@ def split_frames(store: Any, samples: list[Any], nearest: Any,
         yield name, rgb, float(np.linalg.norm(true, axis=-1).mean())
 
 
-def still_images(paths: list[str]) -> Iterator[tuple[str, np.ndarray | None, None]]:
-    """(path, RGB or None if unreadable, no truth) for each image file, read one at a time."""
+def still_images(paths: list[str], problems: dict[str, str] | None = None
+                 ) -> Iterator[tuple[str, np.ndarray | None, None]]:
+    """(path, RGB or None if unreadable or over the pixel limit, no truth) for each image file, read one at a
+    time; why an image was not read goes into `problems` (path → reason)."""
     for path in paths:
-        yield path, read_rgb_image(path), None
+        rgb, problem = read_rgb_image_checked(path)
+        if problem and problems is not None:
+            problems[path] = problem
+        yield path, rgb, None
 
 
 def agreement_table(scores: dict[str, np.ndarray], truth: np.ndarray, n_resamples: int = 2000) -> list[dict[str, Any]]:

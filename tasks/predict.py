@@ -12,7 +12,7 @@ from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_viz import flow_image_to_color
 from im2flow_core.unet import UNetGenerator
 from im2flow_storage.flow_io import write_flo
-from im2flow_storage.images import read_rgb_image, write_rgb_image
+from im2flow_storage.images import read_rgb_image_checked, write_rgb_image
 from im2flow_storage.reports import csv_text, write_report_files
 from tasks.potential import predict_with_potential
 from tasks.progress import RunProgress
@@ -101,16 +101,16 @@ def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Pa
     rows: list[dict[str, Any]] = []
     with RunProgress(len(paths), "predicting flow", "predict-progress", show_progress) as progress:
         for start in range(0, len(paths), batch_size):
-            chunk = [(path, stem, read_rgb_image(path))
+            chunk = [(path, stem, *read_rgb_image_checked(path))
                      for path, stem in zip(paths[start : start + batch_size], stems[start : start + batch_size])]
-            readable = [(path, rgb) for path, _, rgb in chunk if rgb is not None]
+            readable = [(path, rgb) for path, _, rgb, _ in chunk if rgb is not None]
             images, potentials = predict_with_potential(generator, [rgb for _, rgb in readable], torch_device) \
                 if readable else ([], [])
             results = {path: (image, potential) for (path, _), image, potential in zip(readable, images, potentials)}
-            for path, stem, rgb in chunk:
+            for path, stem, rgb, problem in chunk:
                 if rgb is None:
                     rows.append({"image": str(path), "output": "", "height": "", "width": "",
-                                 "motion_potential_px": "", "error": "cannot read as an image"})
+                                 "motion_potential_px": "", "error": problem})
                     continue
                 image, potential = results[path]
                 _claim(out, owned, output_files(stem, flow_format))

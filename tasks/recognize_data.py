@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from im2flow_core.paired_transforms import augment_image, augment_pair, center_image, center_pair
 from im2flow_core.splits import stratified_split
 from im2flow_storage.flow_store import FlowStore
-from im2flow_storage.images import read_labelled_images, read_rgb_image
+from im2flow_storage.images import read_labelled_images, read_rgb_image_checked
 from im2flow_storage.torch_datasets import FlowPairDataset, LabelledImageDataset, Sample, sample_index
 
 
@@ -80,8 +80,9 @@ def images_data(csv_path: str, val_fraction: float, test_fraction: float, seed: 
     rows = read_labelled_images(csv_path)
     readable, skipped = [], []
     for row in rows:
-        if read_rgb_image(row.path) is None:
-            skipped.append({"item": row.path, "reason": "missing or not a readable image"})
+        problem = read_rgb_image_checked(row.path)[1]
+        if problem:
+            skipped.append({"item": row.path, "reason": problem})
         else:
             readable.append(row)
     if any(not r.split for r in readable):

@@ -4,7 +4,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from im2flow_storage.datasets import DatasetError, DatasetLayout, detect_layout, scan_dataset
+from im2flow_storage.datasets import (
+    DatasetError,
+    DatasetLayout,
+    detect_layout,
+    scan_dataset,
+    scan_dataset_with_evidence,
+)
 from im2flow_storage.manifest import MANIFEST_SCHEMA, ManifestError, read_manifest, write_manifest
 
 
@@ -96,3 +102,29 @@ def test_manifest_round_trip_and_errors(tmp_path):
     rows = read_manifest(str(tmp_path))
     assert [r["video_id"] for r in rows] == ["a", "b"] and rows[1]["n_frames"] == 3
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_empty_or_unmounted_root_is_an_error_not_an_empty_dataset(tmp_path):
+    (tmp_path / "mnt").mkdir()
+    with pytest.raises(DatasetError, match="no videos found .* not mounted"):
+        scan_dataset(tmp_path / "mnt")
+    (tmp_path / "mnt" / "Run").mkdir()  # class folders, but no videos in them
+    with pytest.raises(DatasetError, match="no videos found"):
+        scan_dataset(tmp_path / "mnt")
+
+
+def test_a_stray_hmdb_split_file_beside_the_root_does_not_switch_the_layout(tmp_path):
+    for c in ("Run", "Walk"):
+        for g in range(1, 4):
+            _touch(tmp_path / "data" / c / f"v_{c}_g{g:02d}_c01.avi")
+    (tmp_path / "brush_hair_test_split1.txt").write_text("x.avi 1\n")  # someone else's file
+    entries, evidence = scan_dataset_with_evidence(tmp_path / "data")
+    assert detect_layout(tmp_path / "data") is DatasetLayout.folders and "no UCF-101 or HMDB-51" in evidence
+    assert {e.split for e in entries} == {"train", "test"}
+    # Split files that do name its classes but none of its videos: an error naming the evidence.
+    (tmp_path / "Run_test_split1.txt").write_text("other.avi 1\n")
+    with pytest.raises(DatasetError, match="HMDB-51 split files named after class folders.*name none of the 6"):
+        scan_dataset(tmp_path / "data")
+    entries, evidence = scan_dataset_with_evidence(tmp_path / "data", "folders")
+    assert len(entries) == 6 and evidence == "layout folders (as given)"
+
