@@ -251,6 +251,9 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
              run_name: Annotated[Optional[str], typer.Option(help="MLflow parent run name")] = None,
              refresh: Annotated[bool, typer.Option("--refresh", help="rerun stages whose inputs did not "
                                                   "change")] = False,
+             split_index: Annotated[Optional[str], typer.Option(
+                 help="official split(s) of UCF-101/HMDB-51: 1, 2, 3, a list like 1,2,3, or all (each trained, "
+                      "evaluated and recognized from one flow store; reported per split and as mean ± std)")] = None,
              workers: Workers = None, dask_address: DaskAddress = None) -> None:
     """Run ingest → extract → train → evaluate → recognize → potential as one Prefect flow.
 
@@ -260,8 +263,11 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
     from flows.preflight import ServiceUnreachable
     from tasks.pipeline_config import load_pipeline_configs
     try:
+        splits = _split_indices(split_index)
         overrides = _pipeline_overrides(
             set_, **{"pipeline.stages": stages, "pipeline.run_name": run_name,
+                     "ingest.split_index": splits[0] if splits else None,
+                     "pipeline.splits": list(splits) if len(splits) > 1 else None,
                      "pipeline.refresh": True if refresh else None, "pipeline.workers": workers,
                      "pipeline.dask_address": dask_address,
                      "extract.algorithm": algorithm.value if algorithm else None, "train.epochs": epochs,
@@ -269,15 +275,31 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
                      "evaluate.device": device, "recognize.device": device})
         # Configuration, dataset and services are checked here, before any work, naming what is wrong.
         configs = load_pipeline_configs(str(config) if config else None, overrides, preset)
-        from im2flow_storage.datasets import scan_dataset
+        from im2flow_storage.datasets import check_official_splits, scan_dataset
         ing = configs.ingest
-        scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)  # a bad root fails here
+        entries = scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)  # a bad root fails here
+        check_official_splits(entries, configs.pipeline.splits)
         _preflight(_tracking_uri(work_dir, configs.pipeline.mlflow_tracking_uri), configs.pipeline.dask_address)
         result = pipeline_flow(dataset, work_dir, str(config) if config else None, overrides, preset,
                                show_progress=True)
     except (ConfigError, DatasetError, ManifestError, FlowStoreError, ServiceUnreachable, ValueError) as exc:
         _fail(str(exc))
     print_pipeline(result)
+
+
+def _split_indices(text: str | None) -> tuple[int, ...]:
+    """`--split-index`: "2" → (2,), "1,2,3" → (1, 2, 3), "all" → (1, 2, 3); ValueError for anything else."""
+    if text is None:
+        return ()
+    if text.strip().lower() == "all":
+        return (1, 2, 3)
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--split-index takes 1, 2, 3, a list like 1,2,3, or all; got {text!r}") from None
+    if not values or any(k not in (1, 2, 3) for k in values):
+        raise ValueError(f"--split-index takes official splits 1-3, got {text!r}")
+    return values
 
 
 @app.command()
@@ -302,7 +324,7 @@ def serve(dataset: Annotated[str, typer.Option("--dataset", help="dataset folder
               "PREFECT_API_URL=http://127.0.0.1:4200/api (a schedule needs a server that outlives this command)")
     try:
         _preflight()
-        from im2flow_storage.datasets import scan_dataset
+        from im2flow_storage.datasets import check_official_splits, scan_dataset
         overrides = _pipeline_overrides(set_)
         configs = load_pipeline_configs(str(config) if config else None, overrides, preset)
         ing = configs.ingest

@@ -35,6 +35,10 @@ def print_pipeline(result: dict[str, Any]) -> None:
         table.add_row(row["stage"], row["status"], str(row["seconds"]))
     console.print(table)
     results = result["results"]
+    if "splits" in results:
+        console.print("\n[bold]per official split, and their mean ± std[/bold] (each split's tables are in its "
+                      "stage summaries and MLflow runs)")
+        console.print(results["splits"]["markdown"], soft_wrap=True)
     if "evaluate" in results:
         console.print("\n[bold]flow prediction[/bold] (the paper's table; lower EPE, higher DS/OS are better)")
         console.print(results["evaluate"]["markdown"], soft_wrap=True)

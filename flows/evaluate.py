@@ -15,7 +15,7 @@ from flows.galleries import flow_row, potential_gallery, stack_rows
 from flows.previews import png_data_uri
 from im2flow_core.flow_metrics import COLUMNS, PAPER_HEADERS, mean_scores
 from im2flow_storage import open_flow_store
-from im2flow_storage.paths import eval_url, potential_url
+from im2flow_storage.paths import eval_url, potential_url, split_name
 from im2flow_storage.reports import csv_text, write_report_files
 from tasks.config import EvalConfig
 from tasks.evaluate import METHODS, evaluate_split, fit_baselines
@@ -80,7 +80,7 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progres
     logger = get_run_logger()
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)
-    store = open_flow_store(work_dir, config.store_fingerprint)
+    store = open_flow_store(work_dir, config.store_fingerprint, split_index=config.split_index)
     k = min(max(config.gallery_k // 2, 1), 3)
     result = evaluate_split(store.url, config.model, work_dir, config, k, show_progress)
     rows = result["rows"]
@@ -100,13 +100,14 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progres
                 "(rank agreement, 95 % bootstrap intervals):\n\n" + agreement_markdown(potential))
     examples = _examples_image(result, rows, k)
     ok, png = cv2.imencode(".png", cv2.cvtColor(examples, cv2.COLOR_RGB2BGR))
-    out_dir = eval_url(work_dir, config.split)
+    out_dir = eval_url(work_dir, config.split, config.split_index)
     files = {"table.csv": csv_text(table), "table.md": markdown + "\n", "potential.csv": csv_text(potential),
              "per_class.csv": csv_text(per_class),
              "per_image.csv": csv_text(rows), "examples.png": png.tobytes()}
     paths = write_report(out_dir, files)
-    with tracked_run(tracking_uri, config.experiment, f"evaluate-{config.split}",
+    with tracked_run(tracking_uri, config.experiment, f"evaluate-{split_name(config.split, config.split_index)}",
                      tags={"store_fingerprint": store.fingerprint, "split": config.split,
+                           "split_index": str(config.split_index or ""),
                            "model": config.model or "registry alias", "git_commit": git_commit()}) as parent:
         mlflow.log_params({"frames": len(rows) // len(METHODS), "train_frames_for_baselines": result["train_frames"],
                            **{k: str(v) for k, v in config.model_dump(mode="json").items()}})
@@ -163,7 +164,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     nn_scores: dict[str, float] = {}
     problems: dict[str, str] = {}
     if images is None:
-        store = open_flow_store(work_dir, config.store_fingerprint)
+        store = open_flow_store(work_dir, config.store_fingerprint, split_index=config.split_index)
         records = store.records(complete_only=True)  # read once: on an object store, a request per video
         samples = split_samples(store, config.split, config.frames_per_video, records)
         nearest = fit_baselines(store, config, show_progress, records).nearest
@@ -191,7 +192,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     rank_of = {r["image"]: r["rank"] for r in table}
     gallery = potential_gallery(gallery_entries(result["extremes"], rank_of), rank_of)
     ok, png = cv2.imencode(".png", cv2.cvtColor(gallery, cv2.COLOR_RGB2BGR))
-    out_dir = potential_url(work_dir)
+    out_dir = potential_url(work_dir, None if images else config.split_index)
     files: dict[str, str | bytes] = {"ranking.csv": csv_text(table), "gallery.png": png.tobytes()}
     if agreement:
         files["agreement.csv"] = csv_text(agreement)
@@ -199,7 +200,8 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
         files["skipped.csv"] = csv_text([{"image": name, "error": problems.get(name, "cannot read as an image")}
                                          for name in result["skipped"]])
     paths = write_report(out_dir, files)
-    with tracked_run(tracking_uri, config.experiment, "potential", tags={"git_commit": git_commit()}) as run:
+    run_name = "potential" if images or config.split_index is None else f"potential-split{config.split_index}"
+    with tracked_run(tracking_uri, config.experiment, run_name, tags={"git_commit": git_commit()}) as run:
         for path in paths:
             log_artifact_url(path)
         mlflow.log_metrics({f"potential_{stat}_{r['method'].lower().replace(' ', '_')}": r[stat] for r in agreement

@@ -40,7 +40,7 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
     logger = get_run_logger()
     scanned, layout = scan_dataset_with_evidence(dataset_root, config.layout, config.split_index,
                                                  config.test_fraction, config.seed)
-    entries = [asdict(e) for e in scanned]
+    entries = [{**asdict(e), "official_splits": ",".join(e.official_splits)} for e in scanned]
     logger.info("%s: %s", dataset_root, layout)
     try:
         previous = {r["video_id"]: r for r in read_manifest(work_dir)}
@@ -51,7 +51,8 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
     for entry in entries:
         old = previous.get(entry["video_id"])
         if _unchanged(entry, old):
-            rows.append({**old, "label": entry["label"], "split": entry["split"]})  # type: ignore[dict-item]
+            rows.append({**old, "label": entry["label"], "split": entry["split"],  # type: ignore[dict-item]
+                         "official_splits": entry["official_splits"]})
         else:
             todo.append(entry)
     logger.info("%d videos found, %d unchanged since the last manifest, %d to probe", len(entries), len(rows), len(todo))

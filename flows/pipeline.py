@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
@@ -29,7 +30,7 @@ from flows.preflight import check_dask, check_mlflow
 from flows.recognize import recognize_flow
 from flows.train import train_flow
 from im2flow_storage import open_flow_store
-from im2flow_storage.datasets import scan_dataset
+from im2flow_storage.datasets import check_official_splits, scan_dataset
 from im2flow_storage.paths import pipeline_cache_url
 from im2flow_storage.digests import dataset_digest, digest, file_digest, manifest_digest, store_digest
 from tasks.pipeline_config import PipelineConfigs, load_pipeline_configs
@@ -95,6 +96,7 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
     check_dask(pipe.dask_address)
     ing = configs.ingest
     entries = scan_dataset(dataset_root, ing.layout, ing.split_index, ing.test_fraction, ing.seed)
+    check_official_splits(entries, pipe.splits)
     data_digest = dataset_digest(entries)
     cache_url = pipeline_cache_url(work_dir)
     results: dict[str, dict[str, Any]] = {}
@@ -109,25 +111,34 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
         logger.info("pipeline %s: stages %s; MLflow run %s in %s; Dask %s", run_name, ", ".join(pipe.stages),
                     parent.info.run_id, tracking_uri, address)
 
-        def stage(name: str, key_parts: list[Any], run: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+        by_split: dict[int, dict[str, float]] = {}  # official split → its headline metrics
+
+        def stage(name: str, key_parts: list[Any], run: Callable[[], dict[str, Any]],
+                  split_index: int | None = None) -> dict[str, Any] | None:
             if name not in pipe.stages:
                 return None
+            # With several official splits, each split's stages are told apart: "train-split2".
+            label = name if split_index is None else f"{name}-split{split_index}"
             started = time.perf_counter()
-            state = run_stage(name, digest([work_dir, *key_parts]), cache_url, run, pipe.refresh, return_state=True)
+            state = run_stage(label, digest([work_dir, *key_parts]), cache_url, run, pipe.refresh, return_state=True)
             summary = state.result()
             seconds = time.perf_counter() - started
             cached = state.name == "Cached"
-            results[name] = summary
-            report.append({"stage": name, "status": "cached (inputs unchanged)" if cached else "ran",
+            results[label] = summary
+            report.append({"stage": label, "status": "cached (inputs unchanged)" if cached else "ran",
                            "seconds": round(seconds, 1)})
             metrics = headline_metrics(name, summary)
-            mlflow.log_metrics({**metrics, f"seconds_{name}": seconds})
-            mlflow.set_tag(f"stage_{name}", "cached" if cached else "ran")
+            if split_index is not None:
+                by_split.setdefault(split_index, {}).update(metrics)
+                metrics = {f"{metric}_split{split_index}": value for metric, value in metrics.items()}
+            mlflow.log_metrics({**metrics, f"seconds_{label}": seconds})
+            mlflow.set_tag(f"stage_{label}", "cached" if cached else "ran")
             if cached or name in ("ingest", "extract"):
                 # Stages without MLflow runs of their own, and cached stages, get a nested run here.
                 source = summary.get("run_id") or summary.get("parent_run_id") or ""
-                with tracked_run(tracking_uri, pipe.experiment, name,
-                                 tags={"stage": name, "cached": str(cached).lower(), "source_run_id": str(source)}):
+                with tracked_run(tracking_uri, pipe.experiment, label,
+                                 tags={"stage": name, "cached": str(cached).lower(), "source_run_id": str(source),
+                                       "split_index": str(split_index or "")}):
                     section = {"potential": "evaluate"}.get(name, name)
                     mlflow.log_params(flatten(getattr(configs, section).model_dump(mode="json")))
                     if metrics:
@@ -147,24 +158,30 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
         fingerprint = configs.train.store_fingerprint or (extract or {}).get("fingerprint")
         needs_store = any(s in pipe.stages for s in ("train", "evaluate", "recognize", "potential"))
         store = open_flow_store(work_dir, fingerprint) if needs_store else None
-        content = store_digest(store) if store is not None else ""
         if store is not None:
             mlflow.set_tag("store_fingerprint", store.fingerprint)
-        train_cfg = configs.train.model_copy(update={"store_fingerprint": store.fingerprint if store else None})
-        train = stage("train", [content, train_cfg.content_dict()],
-                      lambda: train_flow(work_dir, train_cfg, show_progress=show_progress))
-        model = (train or {}).get("export") or configs.evaluate.model
-        # A model file is keyed by its size and mtime; a registry URI by its text (re-registering is not seen).
-        model_key = file_digest(model) if model and not model.startswith(("models:/", "runs:/")) else str(model)
-        update = {"model": model, "store_fingerprint": store.fingerprint if store else None}
-        eval_cfg = configs.evaluate.model_copy(update=update)
-        stage("evaluate", [content, model_key, eval_cfg.model_dump(mode="json")],
-              lambda: evaluate_flow(work_dir, eval_cfg, show_progress=show_progress))
-        rec_cfg = configs.recognize.model_copy(update=update)
-        stage("recognize", [content, model_key, rec_cfg.content_dict()],
-              lambda: recognize_flow(work_dir, rec_cfg, show_progress=show_progress))
-        stage("potential", [content, model_key, eval_cfg.model_dump(mode="json")],
-              lambda: potential_flow(work_dir, None, eval_cfg, show_progress=show_progress))
+        for split_index in pipe.splits or (None,):
+            # One flow store for every split: only labels and splits (the manifest's) differ between them.
+            split_store = store.for_split(split_index) if store is not None else None
+            content = store_digest(split_store) if split_store is not None else ""
+            update = {"store_fingerprint": store.fingerprint if store else None, "split_index": split_index}
+            train_cfg = configs.train.model_copy(update=update)
+            train = stage("train", [content, train_cfg.content_dict()],
+                          lambda cfg=train_cfg: train_flow(work_dir, cfg, show_progress=show_progress), split_index)
+            model = (train or {}).get("export") or configs.evaluate.model
+            # A model file is keyed by its size and mtime; a registry URI by its text (re-registering is not seen).
+            model_key = file_digest(model) if model and not model.startswith(("models:/", "runs:/")) else str(model)
+            eval_cfg = configs.evaluate.model_copy(update={**update, "model": model})
+            stage("evaluate", [content, model_key, eval_cfg.model_dump(mode="json")],
+                  lambda cfg=eval_cfg: evaluate_flow(work_dir, cfg, show_progress=show_progress), split_index)
+            rec_cfg = configs.recognize.model_copy(update={**update, "model": model})
+            stage("recognize", [content, model_key, rec_cfg.content_dict()],
+                  lambda cfg=rec_cfg: recognize_flow(work_dir, cfg, show_progress=show_progress), split_index)
+            stage("potential", [content, model_key, eval_cfg.model_dump(mode="json")],
+                  lambda cfg=eval_cfg: potential_flow(work_dir, None, cfg, show_progress=show_progress), split_index)
+        if by_split:
+            results["splits"] = split_summary(by_split)
+            mlflow.log_metrics({k: v for k, v in results["splits"]["mean"].items() if math.isfinite(v)})
         cached = [r["stage"] for r in report if r["status"] != "ran"]
         mlflow.set_tag("stages_cached", ",".join(cached) or "none")
     create_table_artifact(report, key="pipeline-stages", description="Pipeline stages: ran or reused, and their time")
@@ -174,11 +191,32 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
             "experiment": pipe.experiment}
 
 
+SPLIT_METRICS = ("epe", "epe_canny", "epe_fg", "ds", "ds_canny", "ds_fg", "os", "os_canny", "os_fg",
+                 "acc_appearance", "acc_motion", "acc_fused")
+"""The headline metrics reported per official split and as their mean ± std (the published convention)."""
+
+
+def split_summary(by_split: dict[int, dict[str, float]]) -> dict[str, Any]:
+    """Per-split headline metrics, their mean and std over splits (`<metric>` and `<metric>_split_std`), and a
+    Markdown table: one row per split, then mean ± std, as UCF-101 and HMDB-51 results are published."""
+    splits = sorted(by_split)
+    metrics = [m for m in SPLIT_METRICS if all(m in by_split[k] for k in splits)]
+    mean = {m: float(np.mean([by_split[k][m] for k in splits])) for m in metrics}
+    std = {m: float(np.std([by_split[k][m] for k in splits])) for m in metrics}
+    lines = ["| split | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    lines += [f"| {k} | " + " | ".join(f"{by_split[k][m]:.3f}" for m in metrics) + " |" for k in splits]
+    lines.append("| mean ± std | " + " | ".join(f"{mean[m]:.3f} ± {std[m]:.3f}" for m in metrics) + " |")
+    return {"splits": splits, "per_split": {str(k): by_split[k] for k in splits}, "metrics": metrics,
+            "mean": {**mean, **{f"{m}_split_std": v for m, v in std.items()}}, "markdown": "\n".join(lines)}
+
+
 def _summary_markdown(run_name: str, report: list[dict[str, Any]], results: dict[str, dict[str, Any]],
                       run_id: str, tracking_uri: str) -> str:
     lines = [f"# {run_name}", "", f"MLflow parent run `{run_id}` in `{tracking_uri}`.", "",
              "| stage | status | seconds |", "|---|---|---|"]
     lines += [f"| {r['stage']} | {r['status']} | {r['seconds']} |" for r in report]
+    if "splits" in results:
+        lines += ["", "## Per official split, and their mean ± std", "", results["splits"]["markdown"]]
     if "evaluate" in results:
         lines += ["", "## Flow prediction", "", results["evaluate"]["markdown"]]
     if "recognize" in results:

@@ -27,7 +27,7 @@ from im2flow_core.recognition import (confusion_matrix, fuse, mean_class_accurac
 from im2flow_storage import open_flow_store
 from im2flow_storage.checkpoints import save_checkpoint
 from im2flow_storage.flow_store import config_fingerprint
-from im2flow_storage.paths import join, recognize_url
+from im2flow_storage.paths import join, recognize_url, split_name
 from im2flow_storage.reports import csv_text
 from tasks.config import RecognizeConfig
 from tasks.models import load_generator
@@ -108,7 +108,7 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig(),
         data = images_data(str(config.images_csv), config.val_fraction, config.test_fraction, 0)
         source_tag = str(config.images_csv)
     else:
-        store = open_flow_store(work_dir, config.store_fingerprint)
+        store = open_flow_store(work_dir, config.store_fingerprint, split_index=config.split_index)
         data = frames_data(store, config.split, config.val_fraction, 0, config.frames_per_video,
                            config.eval_frames_per_video)
         source_tag = store.fingerprint
@@ -130,8 +130,10 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig(),
     per_seed: list[dict[str, Any]] = []
     confusions = {m: np.zeros((len(data.labels), len(data.labels)), np.int64) for m in METHODS}
     tags = {"dataset": source_tag, "source": data.kind, "split": config.split, "recognize_fingerprint": fingerprint,
+            "split_index": str(config.split_index or ""),
             "model": config.model or "registry alias", "git_commit": git_commit()}
-    with tracked_run(tracking_uri, config.experiment, f"recognize-{config.split}", tags=tags) as parent:
+    with tracked_run(tracking_uri, config.experiment, f"recognize-{split_name(config.split, config.split_index)}",
+                     tags=tags) as parent:
         mlflow.log_params(flatten({**config.content_dict(), "train_samples": len(data.train),
                                    "val_samples": len(data.val), "test_samples": len(data.test)}))
         for seed in config.seeds:

@@ -31,7 +31,7 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress
     logger = get_run_logger()
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)  # before any long work
-    store = open_flow_store(work_dir, config.store_fingerprint)
+    store = open_flow_store(work_dir, config.store_fingerprint, split_index=config.split_index)
     data = select_training_data(store, config.val_fraction, config.seed)
     fingerprint = config_fingerprint({"store": store.fingerprint, **config.content_dict()})
     run_dir = train_url(work_dir, fingerprint)
@@ -44,8 +44,9 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress
     logger.info("training on %d train / %d validation videos, %d labels; magnitude scale %.3f px; run dir %s",
                 len(data.train_videos), len(data.val_videos), len(data.labels), scale, run_dir)
     tags = {"dataset": store.url.rsplit("/flows/", 1)[0], "store_fingerprint": store.fingerprint,
-            "train_fingerprint": fingerprint, "git_commit": git_commit()}
-    with tracked_run(tracking_uri, config.experiment, "train", run_id=record.get("parent_run_id"), tags=tags) as parent:
+            "train_fingerprint": fingerprint, "git_commit": git_commit(), "split_index": str(config.split_index or "")}
+    run_name = "train" if config.split_index is None else f"train-split{config.split_index}"
+    with tracked_run(tracking_uri, config.experiment, run_name, run_id=record.get("parent_run_id"), tags=tags) as parent:
         if "parent_run_id" not in record:
             mlflow.log_params(flatten({**config.content_dict(), "device": config.device,
                                        "magnitude_scale_px_resolved": scale}))

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -40,12 +42,18 @@ class DatasetError(Exception):
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """One video of a dataset: a unique id, its path, its label and its split."""
+    """One video of a dataset: a unique id, its path, its label and its split.
+
+    `official_splits` holds, for datasets with official splits (UCF-101, HMDB-51), the video's part
+    in each of them, "" where that split's files are missing: `("train", "test", "train")` means
+    train in split 1, test in 2, train in 3. `split` is the part in the split chosen at ingest.
+    """
 
     video_id: str
     path: str
     label: str
     split: str
+    official_splits: tuple[str, ...] = ()
 
 
 def _is_video(path: Path) -> bool:
@@ -142,12 +150,29 @@ def _ucf_split_of(root: Path, split_index: int) -> dict[str, str]:
     return split_of
 
 
+OFFICIAL_SPLITS = (1, 2, 3)
+"""UCF-101 and HMDB-51 each define three train/test splits; results are reported per split and as their mean."""
+
+
+def _available(read: Callable[[int], dict[Any, str]]) -> list[dict[Any, str] | None]:
+    """`read(k)` for each official split k, None where its files are missing or unreadable."""
+    out: list[dict[Any, str] | None] = []
+    for k in OFFICIAL_SPLITS:
+        try:
+            out.append(read(k))
+        except DatasetError:
+            out.append(None)
+    return out
+
+
 def _scan_ucf101(root: Path, split_index: int) -> list[DatasetEntry]:
     split_of = _ucf_split_of(root, split_index)
+    every = _available(lambda k: _ucf_split_of(root, k))
     entries = []
     for path, label in _class_videos(root):
         video_id = _video_id(path, root)
-        entries.append(DatasetEntry(video_id, str(path), label, split_of.get(video_id, "unused")))
+        official = tuple("" if s is None else s.get(video_id, "unused") for s in every)
+        entries.append(DatasetEntry(video_id, str(path), label, split_of.get(video_id, "unused"), official))
     return entries
 
 
@@ -168,7 +193,9 @@ def _hmdb_codes(root: Path, split_index: int, recursive: bool = True) -> dict[tu
 
 def _scan_hmdb51(root: Path, split_index: int) -> list[DatasetEntry]:
     codes = _hmdb_codes(root, split_index)
-    return [DatasetEntry(_video_id(p, root), str(p), label, codes.get((label, p.name), "unused"))
+    every = _available(lambda k: _hmdb_codes(root, k))
+    return [DatasetEntry(_video_id(p, root), str(p), label, codes.get((label, p.name), "unused"),
+                         tuple("" if c is None else c.get((label, p.name), "unused") for c in every))
             for p, label in _class_videos(root)]
 
 
@@ -253,6 +280,15 @@ def scan_dataset_with_evidence(root: str | Path, layout: DatasetLayout | str = D
         raise DatasetError(f"the split files of {described} name none of the {len(entries)} videos in {root}: "
                            "pass --layout folders (or the right root)")
     return entries, described
+
+
+def check_official_splits(entries: list[DatasetEntry], splits: tuple[int, ...]) -> None:
+    """DatasetError unless every video has official splits `splits` (UCF-101 / HMDB-51 with their split files)."""
+    missing = [k for k in splits if not entries or any(len(e.official_splits) < k or not e.official_splits[k - 1]
+                                                       for e in entries)]
+    if missing:
+        raise DatasetError(f"official split(s) {missing} are not defined for this dataset: only UCF-101 and HMDB-51 "
+                           "layouts with their split files (testlist0k.txt, *_test_splitk.txt) have splits 1-3")
 
 
 def _scan(root: Path, layout: DatasetLayout, split_index: int, test_fraction: float,

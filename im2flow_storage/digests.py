@@ -30,7 +30,7 @@ def dataset_digest(entries: Iterable[DatasetEntry]) -> str:
             size, mtime = stat.st_size, round(stat.st_mtime, 3)
         except OSError:
             size, mtime = -1, -1.0
-        rows.append((e.video_id, e.label, e.split, str(e.path), size, mtime))
+        rows.append((e.video_id, e.label, e.split, list(e.official_splits), str(e.path), size, mtime))
     return digest(rows)
 
 

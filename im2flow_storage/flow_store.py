@@ -6,8 +6,11 @@ Layout of one store (`<work_dir>/flows/<algorithm>-<fingerprint>.zarr`):
 - `videos/<key>/rgb`:  `(T, H, W, 3) uint8` RGB frames, codec `im2flow.image`.
 - `videos/<key>/flow`: `(T - K, H, W, 3) float32` flow images (sin θ, cos θ, M px), codec
   `im2flow.flow_image`. flow[t] is the flow from rgb[t] to rgb[t + K] (K = the store's step).
-- attrs of `videos/<key>`: video_id, label, split, n_frames, n_flows, the source file's size and
-  mtime, and `complete`, which becomes true only after every byte of the video is written.
+- attrs of `videos/<key>`: video_id, n_frames, n_flows, the source file's size and mtime, and
+  `complete`, which becomes true only after every byte of the video is written; also the label and
+  split as they were at extraction, which readers use only for a store with no manifest beside it:
+  the work dir's manifest is the one source of labels and splits (`records` reads them from it), so
+  a re-ingest with other splits never needs a re-extraction and never trains on a stale partition.
 - `index/<key>@<size>@<mtime>`: the completion index (`im2flow_storage.completion_index`), so
   planning lists what is complete instead of reading every video's attributes.
 
@@ -24,7 +27,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -46,7 +49,8 @@ from im2flow_storage.completion_index import (
     write_marker,
 )
 from im2flow_storage.frame_reader import FrameReader, UnsupportedLayout
-from im2flow_storage.paths import exists, filesystem, flows_url, join
+from im2flow_storage.manifest import read_manifest, split_labels
+from im2flow_storage.paths import FLOWS_DIR, exists, filesystem, flows_url, join, manifest_url
 
 STORE_FORMAT_VERSION = 1
 _KEY_SAFE = re.compile(r"[A-Za-z0-9._-]")
@@ -177,10 +181,18 @@ def _record(attrs: Mapping[str, Any]) -> VideoRecord:
 
 
 class FlowStore:
-    """One flow store: its configuration and the videos it holds. Open with `open_flow_store`."""
+    """One flow store: its configuration and the videos it holds. Open with `open_flow_store`.
 
-    def __init__(self, url: str, group: zarr.Group) -> None:
+    Labels and splits come from the manifest of the work dir that holds the store (read once, when
+    first needed): the split chosen at ingest, or official split `split_index` (1–3) of UCF-101 /
+    HMDB-51. A store with no manifest beside it falls back to the labels recorded at extraction.
+    """
+
+    def __init__(self, url: str, group: zarr.Group, split_index: int | None = None) -> None:
         self.url = url
+        self.split_index = split_index
+        self._labels: dict[str, tuple[str, str]] | None = None
+        self._labels_read = False
         self._group = group
         meta = dict(group.attrs).get("im2flow")
         if not isinstance(meta, dict) or "fingerprint" not in meta:
@@ -203,6 +215,30 @@ class FlowStore:
         """K: flow t goes from frame t to frame t + K."""
         return int(self.meta["config"]["step"])
 
+    def for_split(self, split_index: int | None) -> FlowStore:
+        """This store with the labels and splits of official split `split_index` (None: the ingest's split)."""
+        return FlowStore(self.url, self._group, split_index)
+
+    def labels(self) -> dict[str, tuple[str, str]] | None:
+        """video id → (label, split) from the work dir's manifest, or None when the store has none beside it."""
+        if not self._labels_read:
+            work_dir = store_work_dir(self.url)
+            if work_dir is not None and exists(manifest_url(work_dir)):
+                self._labels = split_labels(read_manifest(work_dir), self.split_index)
+            elif self.split_index is not None:
+                raise FlowStoreError(f"{self.url} has no manifest beside it: official split {self.split_index} "
+                                     "is unknown")
+            self._labels_read = True
+        return self._labels
+
+    def _labelled(self, record: VideoRecord) -> VideoRecord:
+        labels = self.labels()
+        if labels is None:
+            return record
+        # A video the manifest no longer lists was removed from the dataset: it takes part in no split.
+        label, split = labels.get(record.video_id, (record.label, "unused"))
+        return replace(record, label=label, split=split)
+
     def _video_keys(self) -> list[str]:
         return [name for name in list_names(self._fs, f"{self._path}/videos") if name.startswith("v-")]
 
@@ -212,7 +248,7 @@ class FlowStore:
         One listing and one concurrent batch of metadata reads, however many videos the store holds.
         """
         attrs = read_group_attrs(self._fs, f"{self._path}/videos", self._video_keys())
-        out = [_record(a) for a in attrs.values() if "video_id" in a]
+        out = [self._labelled(_record(a)) for a in attrs.values() if "video_id" in a]
         return sorted((r for r in out if r.complete or not complete_only), key=lambda r: r.video_id)
 
     def complete_videos(self, sources: Mapping[str, tuple[int, float]]) -> set[str]:
@@ -273,7 +309,7 @@ class FlowStore:
     def record(self, video_id: str) -> VideoRecord | None:
         """The record of `video_id`, or None if the store has no group for it."""
         try:
-            return _record(dict(self._video_group(video_id).attrs))
+            return self._labelled(_record(dict(self._video_group(video_id).attrs)))
         except KeyError:
             return None
 
@@ -419,12 +455,25 @@ def list_flow_stores(work_dir: str) -> list[FlowStore]:
     return stores
 
 
-def open_flow_store(work_dir_or_url: str, fingerprint: str | None = None, mode: str = "r") -> FlowStore:
+def store_work_dir(store_url: str) -> str | None:
+    """The work dir holding the store at `store_url` (`<work_dir>/flows/<name>.zarr`), None for a store elsewhere."""
+    parent, _, name = store_url.rstrip("/").rpartition("/")
+    work_dir, _, folder = parent.rpartition("/")
+    return work_dir if folder == FLOWS_DIR and name.endswith(".zarr") and work_dir else None
+
+
+def open_flow_store(work_dir_or_url: str, fingerprint: str | None = None, mode: str = "r",
+                    split_index: int | None = None) -> FlowStore:
     """Open a flow store for reading: a store URL, or a work directory holding one.
 
     In a work directory with several stores, `fingerprint` (or a unique prefix of it) chooses one;
     the error lists them otherwise. Use `store.video_ids` and `store.read_pair(video_id, t)`.
+    Labels and splits are the manifest's: its ingest split, or official split `split_index`.
     """
+    return _open_flow_store(work_dir_or_url, fingerprint, mode).for_split(split_index)
+
+
+def _open_flow_store(work_dir_or_url: str, fingerprint: str | None, mode: str) -> FlowStore:
     if work_dir_or_url.rstrip("/").endswith(".zarr"):
         try:
             return FlowStore(work_dir_or_url, zarr.open_group(work_dir_or_url, mode=mode))

@@ -32,7 +32,10 @@ MANIFEST_SCHEMA = pa.schema([
     ("codec", pa.string()),
     ("size_bytes", pa.int64()),
     ("mtime", pa.float64()),  # seconds since the epoch
+    ("official_splits", pa.string()),  # UCF-101/HMDB-51: the part in splits 1,2,3, e.g. "train,test,train"; else ""
 ])
+OPTIONAL_COLUMNS = {"official_splits": ""}
+"""Columns added after the first manifests: an older manifest reads with these defaults."""
 
 
 class ManifestError(Exception):
@@ -62,7 +65,34 @@ def read_manifest(work_dir: str) -> list[dict[str, Any]]:
         table = pq.read_table(path, filesystem=fs)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestError(f"cannot read manifest {url}: {exc}") from exc
-    missing = set(MANIFEST_SCHEMA.names) - set(table.column_names)
+    missing = set(MANIFEST_SCHEMA.names) - set(table.column_names) - set(OPTIONAL_COLUMNS)
     if missing:
         raise ManifestError(f"manifest {url} lacks columns {sorted(missing)}; re-run ingest")
-    return table.to_pylist()
+    rows = table.to_pylist()
+    for row in rows:
+        for column, default in OPTIONAL_COLUMNS.items():
+            if row.get(column) is None:
+                row[column] = default
+    return rows
+
+
+def split_labels(rows: Iterable[Mapping[str, Any]], split_index: int | None = None) -> dict[str, tuple[str, str]]:
+    """video id → (label, split) of every row: the manifest is the one source of labels and splits.
+
+    `split_index` None: the split chosen at ingest (the `split` column); k: official split k of
+    UCF-101/HMDB-51 (ManifestError when the dataset has no such split). Rows that are not usable
+    (status other than ok / imported) are `unused`.
+    """
+    out = {}
+    for row in rows:
+        split = str(row["split"])
+        if split_index is not None:
+            official = [s for s in str(row.get("official_splits") or "").split(",")]
+            if len(official) < split_index or not official[split_index - 1]:
+                raise ManifestError(f"video {row['video_id']} has no official split {split_index}: only UCF-101 and "
+                                    "HMDB-51 layouts (with their split files) define splits 1-3")
+            split = official[split_index - 1]
+        if row.get("status") not in ("ok", "imported"):
+            split = "unused"
+        out[str(row["video_id"])] = (str(row["label"]), split)
+    return out

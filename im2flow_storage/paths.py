@@ -128,14 +128,19 @@ def ensure_dir(url: str) -> None:
     fs.makedirs(path, exist_ok=True)
 
 
-def eval_url(work_dir: str, split: str) -> str:
-    """Folder of the evaluation report of `split`."""
-    return join(work_dir, "eval", split)
+def split_name(split: str, split_index: int | None = None) -> str:
+    """`split` (e.g. "test"), or `split<k>-<split>` for official split k: names folders and runs of one split."""
+    return split if split_index is None else f"split{split_index}-{split}"
 
 
-def potential_url(work_dir: str) -> str:
-    """Folder of the motion-potential ranking."""
-    return join(work_dir, "potential")
+def eval_url(work_dir: str, split: str, split_index: int | None = None) -> str:
+    """Folder of the evaluation report of `split` (of official split `split_index`, if given)."""
+    return join(work_dir, "eval", split_name(split, split_index))
+
+
+def potential_url(work_dir: str, split_index: int | None = None) -> str:
+    """Folder of the motion-potential ranking (of official split `split_index`: `potential/split<k>`)."""
+    return join(work_dir, "potential") if split_index is None else join(work_dir, "potential", f"split{split_index}")
 
 
 def predictions_url(work_dir: str) -> str:

@@ -263,6 +263,8 @@ class TrainConfig(_StageConfig):
 
     model_config = SettingsConfigDict(env_prefix="IM2FLOW_TRAIN_")
     store_fingerprint: str | None = Field(None, description="which flow store, if the work dir has several")
+    split_index: int | None = Field(None, ge=1, le=3, description="official split of UCF-101 / HMDB-51 to use "
+                                    "(labels and splits from the manifest); None: the split chosen at ingest")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     generator: GeneratorConfig = GeneratorConfig()
@@ -309,6 +311,8 @@ class EvalConfig(_StageConfig):
     model_config = SettingsConfigDict(env_prefix="IM2FLOW_EVAL_")
     model: str | None = Field(None, description="exported .pt or MLflow model URI (default: the registry alias)")
     store_fingerprint: str | None = None
+    split_index: int | None = Field(None, ge=1, le=3, description="official split of UCF-101 / HMDB-51 to use "
+                                    "(labels and splits from the manifest); None: the split chosen at ingest")
     split: str = Field("test", description="split to evaluate")
     frames_per_video: int | None = Field(5, ge=1, description="evenly spaced frames per video (None: all)")
     baseline_frames_per_video: int = Field(10, ge=1, description="training frames per video for NN and mean")
@@ -338,6 +342,8 @@ class RecognizeConfig(_StageConfig):
     model_config = SettingsConfigDict(env_prefix="IM2FLOW_RECOGNIZE_")
     model: str | None = Field(None, description="G: exported .pt or MLflow model URI (default: the registry alias)")
     store_fingerprint: str | None = None
+    split_index: int | None = Field(None, ge=1, le=3, description="official split of UCF-101 / HMDB-51 to use "
+                                    "(labels and splits from the manifest); None: the split chosen at ingest")
     images_csv: Path | None = Field(None, description="still images instead of video frames: CSV path,label[,split]")
     split: str = Field("test", description="split to report")
     seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1, description="each seed trains every stream once")

@@ -67,7 +67,7 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
     Im2Flow's EPE, so memory stays bounded on large splits. `show_progress`: terminal bars (the
     Prefect UI always gets progress artifacts).
     """
-    store = open_flow_store(store_url)
+    store = open_flow_store(store_url, split_index=config.split_index)
     records = store.records(complete_only=True)  # read once: on an object store, a request per video
     videos = [r for r in records if r.split == config.split]
     if not videos:

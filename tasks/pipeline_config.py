@@ -43,6 +43,24 @@ class PipelineConfig(ComputeConfig):
     experiment: str = Field("im2flow-pipeline", description="MLflow experiment of the pipeline's runs")
     run_name: str | None = Field(None, description="MLflow parent run name (default: pipeline-<dataset>)")
     refresh: bool = Field(False, description="run every stage even if its inputs did not change")
+    splits: tuple[int, ...] = Field((), description="official splits (UCF-101 / HMDB-51) to train, evaluate and "
+                                    "recognize on, each from the one flow store, e.g. 1,2,3 or all; reported per "
+                                    "split and as mean ± std. Empty: the split chosen at ingest")
+
+    @field_validator("splits", mode="before")
+    @classmethod
+    def _parse_splits(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            return (1, 2, 3) if text == "all" else tuple(int(s) for s in text.split(",") if s.strip())
+        return value
+
+    @field_validator("splits")
+    @classmethod
+    def _official_splits(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(k not in (1, 2, 3) for k in value) or len(set(value)) != len(value):
+            raise ValueError(f"splits must be distinct official splits 1-3, got {list(value)}")
+        return tuple(sorted(value))
 
     @field_validator("stages", mode="before")
     @classmethod

@@ -86,3 +86,46 @@ def test_pipeline_runs_reuses_and_processes_only_what_changed(tmp_path, prefect_
     assert "acc_fused" in result.output and "epe_fg" in result.output
     result = CliRunner().invoke(app, ["compare", first["run_id"], "no-such-run", "--work-dir", work])
     assert result.exit_code == 2 and "no-such-run" in result.output
+
+
+def test_official_splits_run_from_one_store_and_report_each_split_and_their_mean(tmp_path, prefect_harness):
+    import csv
+    import math
+
+    from im2flow_storage.flow_store import list_flow_stores
+    from tasks.train_data import select_training_data
+
+    root, work = tmp_path / "data", str(tmp_path / "work")
+    write_demo_dataset(root, groups_per_class=3, test_groups=1, size=48, n_frames=5)
+    lists = root / "ucfTrainTestlist"
+    train1 = lists.joinpath("trainlist01.txt").read_text().splitlines()
+    test1 = lists.joinpath("testlist01.txt").read_text().splitlines()
+    everything = [line.split()[0] for line in train1] + test1
+    # Split 2 holds out group 1 instead of group 3.
+    lists.joinpath("testlist02.txt").write_text("".join(f"{v}\n" for v in everything if "_g01_" in v))
+    lists.joinpath("trainlist02.txt").write_text("".join(f"{v} 1\n" for v in everything if "_g01_" not in v))
+
+    result = pipeline_flow(str(root), work, None, tiny(**{"pipeline.splits": "1,2",
+                                                          "pipeline.stages": "ingest,extract,train,evaluate,recognize"}),
+                           "demo")
+    assert [r["stage"] for r in result["stages"]] == [
+        "ingest", "extract", "train-split1", "evaluate-split1", "recognize-split1",
+        "train-split2", "evaluate-split2", "recognize-split2"]
+    assert len(list_flow_stores(work)) == 1 and result["results"]["extract"]["extracted"] == len(everything)
+    for k, group in ((1, "_g03_"), (2, "_g01_")):  # each split is evaluated on its own test videos
+        with open(tmp_path / "work" / "eval" / f"split{k}-test" / "per_image.csv") as rows:
+            assert {group in row["video_id"] for row in csv.DictReader(rows)} == {True}
+    splits = result["results"]["splits"]
+    assert splits["splits"] == [1, 2] and "| mean ± std |" in splits["markdown"]
+    assert {"epe", "os_fg", "acc_fused"} <= set(splits["metrics"])
+    metrics = MlflowClient(result["tracking_uri"]).get_run(result["run_id"]).data.metrics
+    assert math.isclose(metrics["epe"], (metrics["epe_split1"] + metrics["epe_split2"]) / 2, rel_tol=1e-6)
+    assert math.isclose(metrics["acc_fused_split_std"], abs(metrics["acc_fused_split1"] - metrics["acc_fused_split2"]) / 2,
+                        rel_tol=1e-6, abs_tol=1e-9)
+
+    # Re-ingesting with split 2: the store (not re-extracted) now trains on split 2's partition.
+    again = pipeline_flow(str(root), work, None, tiny(**{"pipeline.stages": "ingest,extract",
+                                                         "ingest.split_index": 2}), "demo")
+    assert again["results"]["extract"]["extracted"] == 0
+    data = select_training_data(open_flow_store(work), 0.3, 0)
+    assert data.train_videos and not any("_g01_" in v for v in data.train_videos + data.val_videos)

@@ -6,6 +6,7 @@ import zarr
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_storage import FlowStoreError, open_flow_store
 from im2flow_storage.codecs import FlowImageCodec
+from im2flow_storage.manifest import MANIFEST_SCHEMA, ManifestError, write_manifest
 from im2flow_storage.flow_store import config_fingerprint, create_flow_store, video_key
 
 CONFIG = {"algorithm": "tvl1", "params": {"warps": 5}, "step": 2, "frame_stride": 1, "max_frames": None,
@@ -257,3 +258,31 @@ def test_bounded_flow_frames_of_the_earlier_two_plane_layout_still_decode():
     old.append(imagecodecs.jpegxl_encode(np.ascontiguousarray((residual + 128).astype(np.uint8)), lossless=True))
     assert np.linalg.norm(codec.decode(old) - flow, axis=-1).max() <= codec.max_error_px + 1e-6
     assert _OFFSET == 32768
+
+
+def _manifest_row(video_id, label, split, official, status="ok"):
+    row = {name: None for name in MANIFEST_SCHEMA.names}
+    return {**row, "video_id": video_id, "path": f"/d/{video_id}.avi", "label": label, "split": split,
+            "status": status, "error": "", "official_splits": official}
+
+
+def test_labels_and_splits_are_the_manifests_not_the_stores_copy(tmp_path):
+    store = create_flow_store(str(tmp_path), CONFIG, {})
+    for vid in ("Run/a", "Run/b", "Walk/c"):
+        writer = store.begin_video(vid, label="old", split="train", source_size=1, source_mtime=0.0)
+        for t in range(3):
+            writer.append(np.zeros((8, 8, 3), np.uint8), encode_flow(np.ones((8, 8, 2), np.float32)) if t < 1 else None)
+        writer.finish()
+    # A re-ingest with split 2 changed the partition and dropped Walk/c: no re-extraction, the store follows.
+    write_manifest([_manifest_row("Run/a", "Run", "test", "train,test,train"),
+                    _manifest_row("Run/b", "Run", "train", "test,train,train")], str(tmp_path))
+    reader = open_flow_store(str(tmp_path))
+    assert {r.video_id: (r.label, r.split) for r in reader.records(complete_only=True)} == {
+        "Run/a": ("Run", "test"), "Run/b": ("Run", "train"), "Walk/c": ("old", "unused")}
+    assert reader.record("Run/a").split == "test"
+    third = open_flow_store(store.url, split_index=3)  # by URL: the manifest beside the store is found
+    assert {r.video_id: r.split for r in third.records()} == {"Run/a": "train", "Run/b": "train", "Walk/c": "unused"}
+    assert open_flow_store(str(tmp_path), split_index=1).record("Run/b").split == "test"
+    write_manifest([_manifest_row("Run/a", "Run", "train", "")], str(tmp_path))  # a folders layout: one split
+    with pytest.raises(ManifestError, match="no official split 2"):
+        open_flow_store(str(tmp_path), split_index=2).records()
