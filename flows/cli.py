@@ -43,6 +43,7 @@ def ingest(dataset_root: Annotated[str, typer.Argument(help="dataset folder, or 
     except (ConfigError, DatasetError, ManifestError, RuntimeError) as exc:
         _fail(str(exc))
     print_summary("ingest", summary)
+    print_failures(summary.get("failures", []), summary["manifest"] + " (columns status, error)")
 
 
 @app.command()
@@ -78,6 +79,12 @@ def extract(work_dir: WorkDir,
     except (ConfigError, ManifestError, FlowStoreError, RuntimeError) as exc:
         _fail(str(exc))
     print_summary("extract", summary)
+    if summary["videos_ok"] == 0:
+        _fail(f"the manifest of {work_dir} has no ok videos to extract: see its status and error columns "
+              "(`im2flow inspect`)")
+    if summary["failed"] and summary["failed"] == summary["videos_ok"] - summary["skipped_complete"]:
+        _fail(f"every video to extract failed ({summary['failed']}): the reasons are above and in "
+              f"{summary['report']}")
 
 
 @app.command()
@@ -279,10 +286,14 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
         ing = configs.ingest
         entries = scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)  # a bad root fails here
         check_official_splits(entries, configs.pipeline.splits)
+        from im2flow_core.devices import resolve_device
+        for section in ("extract", "train", "evaluate", "recognize"):  # before ingest and extract, not after
+            resolve_device(getattr(configs, section).device)
         _preflight(_tracking_uri(work_dir, configs.pipeline.mlflow_tracking_uri), configs.pipeline.dask_address)
         result = pipeline_flow(dataset, work_dir, str(config) if config else None, overrides, preset,
                                show_progress=True)
-    except (ConfigError, DatasetError, ManifestError, FlowStoreError, ServiceUnreachable, ValueError) as exc:
+    except (ConfigError, DatasetError, ManifestError, FlowStoreError, ServiceUnreachable, ValueError,
+            RuntimeError) as exc:
         _fail(str(exc))
     print_pipeline(result)
 
@@ -350,7 +361,8 @@ def compare(run_a: Annotated[str, typer.Argument(help="MLflow run id or run name
     """Compare two runs (e.g. two pipeline runs) side by side: tags, differing params, metrics."""
     from flows.compare import compare_runs
     try:
-        uri = _tracking_uri(work_dir, tracking_uri)
+        from tasks.tracking import existing_tracking_uri
+        uri = existing_tracking_uri(work_dir, tracking_uri)
         _preflight(uri, prefect=False)  # compare runs no flow
         result = compare_runs(uri, run_a, run_b, all_params)
     except (ValueError, RuntimeError) as exc:
@@ -425,8 +437,19 @@ import flows.cli_interop  # noqa: E402,F401 - registers `export` and `import-flo
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    A file that cannot be read or written (permissions, a file where a folder must be, a full disk)
+    ends any command with one line naming it, not a traceback.
+    """
+    try:
+        app()
+    except OSError as exc:
+        from rich.markup import escape
+
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        console.print(f"[red]error:[/red] {escape(where + str(exc.strerror or exc))}", soft_wrap=True, highlight=False)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def _tracking_uri(work_dir: str | None, configured: str | None = None) -> str:
 def _model_tracking_uri(model: str | None, work_dir: str | None) -> str | None:
     """The tracking store a model reference needs (None for a weights file), for the preflight."""
     from tasks.models import is_model_file
-    return None if model and is_model_file(model) else _tracking_uri(work_dir)
+    from tasks.tracking import existing_tracking_uri
+    return None if model and is_model_file(model) else existing_tracking_uri(work_dir)
 
 
 # Commands that run Prefect flows: their INFO lines go to a log file (flows.console_logging).

@@ -6,7 +6,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from flows.cli_base import ConfigFile, DaskAddress, WorkDir, Workers, _fail, _preflight, _tracking_uri, app
+from flows.cli_base import (ConfigFile, DaskAddress, WorkDir, Workers, _fail, _model_tracking_uri, _preflight,
+                            _tracking_uri, app)
 from flows.console_output import print_failures, print_summary
 from im2flow_storage.datasets import DatasetError
 from im2flow_storage.flow_store import FlowStoreError
@@ -43,7 +44,8 @@ def export(out: Annotated[str, typer.Option("--out", help="output folder (local 
                           model=model, split=split, device=device, workers=workers, dask_address=dask_address,
                           overwrite=overwrite or None)
         if cfg.hallucinated:
-            _preflight(None if model and _is_file(model) else _tracking_uri(work_dir, cfg.mlflow_tracking_uri))
+            _preflight(None if model and _is_file(model) else _model_tracking_uri(None, work_dir)
+                       if cfg.mlflow_tracking_uri is None else cfg.mlflow_tracking_uri)
             summary = export_flow(work_dir, out, cfg, images, show_progress=True)
         else:
             _preflight(dask_address=cfg.dask_address)

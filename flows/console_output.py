@@ -11,10 +11,11 @@ console = Console()
 
 
 def print_summary(title: str, summary: dict[str, Any]) -> None:
-    """A two-column table of a stage summary."""
+    """A two-column table of a stage summary (its `failures` list, if any, is printed by `print_failures`)."""
     table = Table(title=title, show_header=False)
     for key, value in summary.items():
-        table.add_row(key, str(value))
+        if key != "failures":
+            table.add_row(key, str(value))
     console.print(table)
 
 

@@ -76,5 +76,8 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
                "ok_by_split": dict(splits), "labels": len({r["label"] for r in rows}), "layout": layout}
     create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="ingest-summary",
                           description="Ingest summary")
+    # The first few unusable videos of this run, for the console (all of them are in the manifest).
+    summary["failures"] = [{"item": r["path"], "error": f"{r['status']}: {r['error']}"}
+                           for r in bad if r["video_id"] not in previous][:21]
     logger.info("manifest written to %s: %s", url, dict(statuses))
     return summary

@@ -47,9 +47,11 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress
             "train_fingerprint": fingerprint, "git_commit": git_commit(), "split_index": str(config.split_index or "")}
     run_name = "train" if config.split_index is None else f"train-split{config.split_index}"
     with tracked_run(tracking_uri, config.experiment, run_name, run_id=record.get("parent_run_id"), tags=tags) as parent:
-        if "parent_run_id" not in record:
+        if record.get("parent_run_id") != parent.info.run_id:  # a first run, or the tracking store changed
             mlflow.log_params(flatten({**config.content_dict(), "device": config.device,
                                        "magnitude_scale_px_resolved": scale}))
+            if "parent_run_id" in record:  # a new store holds no registered version of this run yet
+                record.pop("model_version", None)
             record["parent_run_id"] = parent.info.run_id
             save_json(join(run_dir, "run.json"), record)
         phi = train_phi(config, data, run_dir, tracking_uri, parent.info.run_id, scale, show_progress)

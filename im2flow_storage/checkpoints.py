@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from im2flow_storage.paths import ensure_dir, exists, filesystem
+from im2flow_storage.paths import exists, filesystem
 
 
 def _write_atomically(url: str, data: bytes) -> None:
     fs, path = filesystem(url)
-    ensure_dir(url.rsplit("/", 1)[0])
+    fs.makedirs(fs._parent(path), exist_ok=True)  # the folder of the file ("g.pt" alone: the current one)
     tmp = f"{path}.{uuid.uuid4().hex}.tmp"
     with fs.open(tmp, "wb") as handle:
         handle.write(data)
@@ -41,10 +41,24 @@ def save_checkpoint(url: str, payload: dict[str, Any]) -> None:
     _write_atomically(url, buffer.getvalue())
 
 
+class CheckpointError(ValueError):
+    """A file is not a checkpoint of tensors and plain data (not a torch file, or one that would need unpickling)."""
+
+
 def load_checkpoint(url: str) -> dict[str, Any] | None:
-    """The checkpoint at `url`, or None if there is none."""
+    """The checkpoint at `url`, or None if there is none; CheckpointError for a file that is not one."""
     data = _read(url)
-    return None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    if data is None:
+        return None
+    try:
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds (pickle, zip, key errors) for foreign files
+        kind = "it holds objects that would need unpickling" if "weights_only" in str(exc) else \
+            f"not a torch checkpoint ({type(exc).__name__})"
+        raise CheckpointError(f"{url}: {kind}") from None
+    if not isinstance(blob, dict):
+        raise CheckpointError(f"{url}: not an im2flow checkpoint (holds a {type(blob).__name__}, not a dict)")
+    return blob
 
 
 def save_json(url: str, data: dict[str, Any]) -> None:

@@ -62,7 +62,7 @@ def _is_video(path: Path) -> bool:
 
 def _video_id(path: Path, root: Path) -> str:
     rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-    return rel.with_suffix("").as_posix()
+    return printable(rel.with_suffix("").as_posix())
 
 
 def _class_videos(root: Path) -> list[tuple[Path, str]]:
@@ -73,7 +73,8 @@ def _class_videos(root: Path) -> list[tuple[Path, str]]:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not d.lower().endswith(VIDEO_EXTENSIONS))
             names = filenames + [d for d in os.listdir(dirpath) if d.lower().endswith(VIDEO_EXTENSIONS)
                                  and os.path.isdir(os.path.join(dirpath, d))]
-            out.extend((Path(dirpath) / n, class_dir.name) for n in sorted(set(names)) if _is_video(Path(n)))
+            out.extend((Path(dirpath) / n, printable(class_dir.name)) for n in sorted(set(names))
+                       if _is_video(Path(n)))
     return out
 
 
@@ -282,6 +283,15 @@ def scan_dataset_with_evidence(root: str | Path, layout: DatasetLayout | str = D
     return entries, described
 
 
+def printable(text: str) -> str:
+    """`text` unchanged if it is valid UTF-8, else with its undecodable bytes written as \\xNN."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    return text
+
+
 def check_official_splits(entries: list[DatasetEntry], splits: tuple[int, ...]) -> None:
     """DatasetError unless every video has official splits `splits` (UCF-101 / HMDB-51 with their split files)."""
     missing = [k for k in splits if not entries or any(len(e.official_splits) < k or not e.official_splits[k - 1]
@@ -310,6 +320,8 @@ def _scan(root: Path, layout: DatasetLayout, split_index: int, test_fraction: fl
         ids = [_video_id(p, root) for p, _ in found]
         splits = stratified_split(ids, [lab for _, lab in found], test_fraction, seed) if found else {}
         entries = [DatasetEntry(i, str(p), lab, splits[i]) for i, (p, lab) in zip(ids, found)]
+    # Ids and labels of file names that are not UTF-8 carry \xNN escapes (`printable`); the path stays as
+    # found, so ingest can name the file and mark it unreadable.
     seen: dict[str, str] = {}
     for e in entries:
         if e.video_id in seen:

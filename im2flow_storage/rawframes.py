@@ -275,6 +275,16 @@ def scan_rawframes(root: Path) -> list[RawframeFolder]:
     return found
 
 
+def _read_text(path: Path) -> str:
+    """The text of a list file; RawframesError naming it when it cannot be read or is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RawframesError(f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    except OSError as exc:
+        raise RawframesError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def read_annotation_lists(root: Path, split_index: int) -> tuple[dict[str, tuple[int, str]], list[str]] | None:
     """mmaction2 lists of split `split_index` in ROOT or its parent: (frame_dir → (label index, split), classes).
 
@@ -289,7 +299,7 @@ def read_annotation_lists(root: Path, split_index: int) -> tuple[dict[str, tuple
         entries: dict[str, tuple[int, str]] = {}
         for split, files in (("train", train), ("test", val)):
             for path in files:
-                for number, line in enumerate(path.read_text().splitlines(), start=1):
+                for number, line in enumerate(_read_text(path).splitlines(), start=1):
                     parts = line.split()
                     if not parts:
                         continue
@@ -299,7 +309,14 @@ def read_annotation_lists(root: Path, split_index: int) -> tuple[dict[str, tuple
         classes: list[str] = []
         class_file = folder / CLASS_INDEX_NAME
         if class_file.is_file():
-            pairs = [line.split(maxsplit=1) for line in class_file.read_text().splitlines() if line.strip()]
-            classes = [name.strip() for _, name in sorted(pairs, key=lambda p: int(p[0]))]
+            pairs = []
+            for number, line in enumerate(_read_text(class_file).splitlines(), start=1):
+                parts = line.split(maxsplit=1)
+                if not parts:
+                    continue
+                if len(parts) != 2 or not parts[0].isdigit():
+                    raise RawframesError(f"{class_file}:{number}: expected '<index> <class name>', got {line!r}")
+                pairs.append((int(parts[0]), parts[1].strip()))
+            classes = [name for _, name in sorted(pairs)]
         return entries, classes
     return None

@@ -8,7 +8,7 @@ from im2flow_core.potential_head import PotentialHead
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage.checkpoints import load_checkpoint
 from tasks.model_registry import load_registered_generator_blob
-from tasks.tracking import default_tracking_uri
+from tasks.tracking import existing_tracking_uri
 
 DEFAULT_MODEL_URI = "models:/im2flow-generator@champion"
 
@@ -44,6 +44,9 @@ def load_generator(model: str | None, work_dir: str | None, tracking_uri: str | 
     """
     if model and is_model_file(model):
         return load_generator_export(model)
+    if model and "://" not in model and ":/" not in model:
+        raise ValueError(f"model {model}: no such file (give an exported .pt file or an MLflow model URI)")
     uri = model or DEFAULT_MODEL_URI
-    tracking_uri = default_tracking_uri(work_dir, tracking_uri)  # raises, naming what to set, when there is none
+    # Reading only: a mistyped --work-dir names the missing mlflow.db instead of creating an empty one.
+    tracking_uri = existing_tracking_uri(work_dir, tracking_uri)
     return _generator(load_registered_generator_blob(uri, tracking_uri))

@@ -6,6 +6,7 @@ by id, so a resumed training continues the run it started.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from im2flow_storage.paths import local_copy, local_path
@@ -43,6 +45,21 @@ def default_tracking_uri(work_dir: str | None, configured: str | None = None) ->
             "MLFLOW_TRACKING_URI (e.g. http://mlflow-server:5000) or the stage's mlflow_tracking_uri")
     Path(path).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(path).absolute() / 'mlflow.db'}"
+
+
+def existing_tracking_uri(work_dir: str | None, configured: str | None = None) -> str:
+    """`default_tracking_uri` for commands that only read runs or models: a SQLite store must already exist.
+
+    TrackingNotConfigured names the file otherwise; nothing is created (a mistyped --work-dir must
+    not leave an empty `mlflow.db` behind, nor read as "no such run").
+    """
+    if configured or os.environ.get("MLFLOW_TRACKING_URI") or work_dir is None or local_path(work_dir) is None:
+        return default_tracking_uri(work_dir, configured)
+    database = Path(local_path(work_dir) or "").absolute() / "mlflow.db"
+    if not database.is_file():
+        raise TrackingNotConfigured(f"no MLflow store at {database}: is --work-dir right (the folder a pipeline "
+                                    "or train wrote), or set MLFLOW_TRACKING_URI / --tracking-uri")
+    return f"sqlite:///{database}"
 
 
 def check_tracking(uri: str) -> None:
@@ -96,9 +113,17 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
 @contextmanager
 def tracked_run(tracking_uri: str, experiment: str, name: str, run_id: str | None = None,
                 parent_run_id: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, with `run_id`, reopen) a run in this thread; nested under `parent_run_id` if given."""
+    """Start (or, with `run_id`, reopen) a run in this thread; nested under `parent_run_id` if given.
+
+    A `run_id` the tracking store does not hold (a record written against another store, or a store
+    replaced since) is not an error: a new run is started, with a warning, and the caller sees its id.
+    """
     mlflow.set_tracking_uri(tracking_uri)
     experiment_id = ensure_experiment(tracking_uri, experiment)
+    if run_id and not run_exists(tracking_uri, run_id):
+        logging.getLogger(__name__).warning("MLflow run %s is not in %s (the tracking store changed): logging %s to a "
+                                            "new run", run_id, tracking_uri, name)
+        run_id = None
     # nested=True: a parent may be active in this thread (the flow's own run); it is harmless otherwise.
     kwargs: dict[str, Any] = {"run_id": run_id} if run_id else {"run_name": name, "experiment_id": experiment_id}
     if parent_run_id and not run_id:
@@ -107,6 +132,14 @@ def tracked_run(tracking_uri: str, experiment: str, name: str, run_id: str | Non
         if tags and not run_id:
             mlflow.set_tags(dict(tags))
         yield run
+
+
+def run_exists(tracking_uri: str, run_id: str) -> bool:
+    """Whether the tracking store at `tracking_uri` holds the run `run_id` (deleted runs count as absent)."""
+    try:
+        return MlflowClient(tracking_uri).get_run(run_id).info.lifecycle_stage != "deleted"
+    except MlflowException:
+        return False
 
 
 def log_artifact_url(url: str, artifact_path: str | None = None) -> None:
