@@ -140,10 +140,11 @@ def start_dask(tmp: Path, n_workers: int, env: dict[str, str] | None = None) -> 
     return scheduler, workers, address
 
 
-def cli(args: list[str], env: dict[str, str], log: Path, timeout_s: float = 600) -> subprocess.CompletedProcess:
-    """Run `im2flow ARGS` as a separate process with `env` added; its output goes to `log` too."""
+def cli(args: list[str], env: dict[str, str], log: Path, timeout_s: float = 600,
+        cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `im2flow ARGS` as a separate process with `env` added (in `cwd`); its output goes to `log` too."""
     result = subprocess.run([str(BIN / "im2flow"), *args], env={**os.environ, **env}, capture_output=True, text=True,
-                            timeout=timeout_s)
+                            timeout=timeout_s, cwd=cwd)
     log.write_text(result.stdout + result.stderr)
     return result
 

@@ -1,0 +1,29 @@
+"""Tracking: reading commands never create a store; a record of another (or a replaced) store starts new runs."""
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tasks.tracking import TrackingNotConfigured, existing_tracking_uri, tracked_run
+
+
+def test_reading_commands_name_a_missing_store_and_create_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(TrackingNotConfigured, match="no MLflow store at .*typo/mlflow.db"):
+        existing_tracking_uri(str(tmp_path / "typo"))
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "mlflow.db").write_bytes(b"")
+    assert existing_tracking_uri(str(tmp_path / "w")) == f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}"
+    assert existing_tracking_uri(None, "http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+def test_a_run_id_the_store_does_not_hold_starts_a_new_run(mlflow_uri):
+    with tracked_run(mlflow_uri, "im2flow-train", "train") as first:
+        pass
+    # The same run id on a store that never held it (the work dir's mlflow.db replaced): a new run, not an error.
+    with tracked_run(mlflow_uri, "im2flow-train", "train", run_id="0" * 32, tags={"k": "v"}) as second:
+        assert second.info.run_id not in ("0" * 32, first.info.run_id)
+    run = MlflowClient(mlflow_uri).get_run(second.info.run_id)
+    assert run.info.run_name == "train" and run.data.tags["k"] == "v"
+    with tracked_run(mlflow_uri, "im2flow-train", "train", run_id=first.info.run_id) as reopened:
+        assert reopened.info.run_id == first.info.run_id
