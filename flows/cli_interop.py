@@ -52,7 +52,7 @@ def export(out: Annotated[str, typer.Option("--out", help="output folder (local 
             with dask_scheduler(cfg.workers, cfg.dask_address) as address:
                 summary = export_flow.with_options(task_runner=task_runner(address))(
                     work_dir, out, cfg, images, show_progress=True)
-    except (ConfigError, FlowStoreError, RawframesError, ValueError, RuntimeError) as exc:
+    except (ConfigError, FlowStoreError, ManifestError, RawframesError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     _print_outcome("export", summary)
 

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from flows.outcomes import publish_outcome
 from flows.progress import gather_batches
 from im2flow_storage import open_flow_store
+from im2flow_storage.manifest import ManifestError
 from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image_checked
 from im2flow_storage.rawframes import (
     RawframesError,
@@ -83,8 +84,14 @@ def _finish(root: Path, config: ExportConfig, outcomes: list[dict[str, Any]], cl
 
 def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress: bool) -> dict[str, Any]:
     started = time.perf_counter()
-    store = open_flow_store(work_dir, config.store_fingerprint)
-    records = store.records(complete_only=True)
+    store = open_flow_store(work_dir, config.store_fingerprint, split_index=config.split_index)
+    try:
+        records = store.records(complete_only=True)  # official split k's labels and splits (the manifest's)
+    except ManifestError:
+        if config.split_index != 1:
+            raise
+        store = store.for_split(None)  # a dataset without official splits: its one split is "split 1"
+        records = store.records(complete_only=True)
     videos, unsafe = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split,
                                         "source_size": r.source_size, "source_mtime": r.source_mtime}
                                        for r in records])
