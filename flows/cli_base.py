@@ -11,6 +11,9 @@ import typer
 # No internet on many clusters: telemetry would only log errors.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# On a fresh Prefect home the temporary API creates its database and runs every migration before it
+# answers: 26-30 s on a busy 2-core machine, past Prefect's 20 s default (the first command failed).
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 from flows.console_output import console  # noqa: E402
@@ -77,6 +80,10 @@ def _global_options(ctx: typer.Context, verbose: Annotated[bool, typer.Option(
     log_file = configure_logging(_work_dir_of(ctx, name), name, verbose or bool(os.environ.get("IM2FLOW_VERBOSE")))
     if log_file is not None:
         console.print(f"[dim]log: {log_file}[/dim]", soft_wrap=True)
+    home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    if not os.environ.get("PREFECT_API_URL") and not (home / "prefect.db").exists():
+        console.print(f"[dim]first run: preparing Prefect's local database in {home} (about half a minute)[/dim]",
+                      soft_wrap=True)
 
 
 def _work_dir_of(ctx: typer.Context, name: str) -> str | None:
