@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from im2flow_storage.paths import UnsafePathError, safe_child
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 """File extensions taken as still images when a folder is given."""
 
@@ -81,8 +83,15 @@ def write_rgb_image(path: str | Path, rgb: np.ndarray) -> None:
 
 
 def read_foreground_mask(mask_dir: str | Path, video_id: str, t: int, shape: tuple[int, int]) -> np.ndarray | None:
-    """User mask `<mask_dir>/<video_id>/<t:06d>.png` (non-zero = foreground) at `shape` (H, W), or None."""
-    mask = cv2.imread(str(Path(mask_dir) / video_id / f"{t:06d}.png"), cv2.IMREAD_GRAYSCALE)
+    """User mask `<mask_dir>/<video_id>/<t:06d>.png` (non-zero = foreground) at `shape` (H, W), or None.
+
+    The video id is data: a path it would lead outside `mask_dir` is never read (None).
+    """
+    try:
+        path = safe_child(mask_dir, video_id, f"{t:06d}.png", what="mask of video")
+    except UnsafePathError:
+        return None
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         return None
     return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0

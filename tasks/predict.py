@@ -12,6 +12,7 @@ from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_viz import flow_image_to_color
 from im2flow_core.unet import UNetGenerator
 from im2flow_storage.flow_io import write_flo
+from im2flow_storage.paths import safe_child
 from im2flow_storage.images import read_rgb_image_checked, write_rgb_image
 from im2flow_storage.reports import csv_text, write_report_files
 from tasks.potential import predict_with_potential
@@ -60,7 +61,7 @@ def check_outputs(paths: list[str], stems: list[str], out: Path, flow_format: st
     conflicts = []
     planned = [f for stem in stems for f in output_files(stem, flow_format)] + ["predictions.csv"]
     for relative in planned:
-        target = out / relative
+        target = safe_child(out, relative, what="output")  # stems lie below the inputs' common folder
         if os.path.realpath(target) in inputs:
             conflicts.append(f"{target} (an input image)")
         elif (target.exists() or target.is_symlink()) and relative not in owned:
