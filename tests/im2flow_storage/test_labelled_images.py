@@ -39,3 +39,19 @@ def test_image_dataset_yields_normalised_crops_and_names_unreadable_files(tmp_pa
     assert float(item["rgb"][:, :, 0].mean()) == 1.0 and float(item["rgb"][:, :, -1].mean()) == -1.0
     with pytest.raises(ValueError, match="bad.png"):
         dataset[1]
+
+
+def test_foreground_masks_are_read_only_inside_their_folder(tmp_path):
+    import cv2
+    import numpy as np
+
+    from im2flow_storage.images import read_foreground_mask
+
+    (tmp_path / "masks" / "Run" / "v1").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    mask = np.zeros((4, 6), np.uint8)
+    mask[1:3, 2:4] = 255
+    cv2.imwrite(str(tmp_path / "masks" / "Run" / "v1" / "000000.png"), mask)
+    cv2.imwrite(str(tmp_path / "outside" / "000000.png"), mask)
+    assert read_foreground_mask(tmp_path / "masks", "Run/v1", 0, (4, 6)).sum() == 4
+    assert read_foreground_mask(tmp_path / "masks", "../outside", 0, (4, 6)) is None  # an id is data
