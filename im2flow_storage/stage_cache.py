@@ -14,7 +14,6 @@ more people than the machine that reads it; nothing read from it may run code.
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import PurePath
 from typing import Any
@@ -33,15 +32,16 @@ class StageCacheError(Exception):
 def plain_json(value: Any) -> Any:
     """`value` as plain JSON data: numpy scalars and arrays become numbers and lists, paths strings.
 
-    Non-finite floats become None (JSON has no NaN). Raises TypeError for anything else (an object
-    that would need pickling is not a summary).
+    Non-finite floats stay (written as Python's json writes them, `NaN`, and read back as NaN: a
+    method that cannot rank reports NaN, and a cached summary must equal a fresh one). Raises
+    TypeError for anything else (an object that would need pickling is not a summary).
     """
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return float(value)
     if isinstance(value, dict):
         return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -97,7 +97,7 @@ def write_stage_record(cache_url: str, stage: str, key: str, summary: dict[str, 
     fs, path = filesystem(url)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     text = json.dumps({"format": RECORD_FORMAT, "version": RECORD_VERSION, "stage": stage, "key": key,
-                       "summary": data}, allow_nan=False)
+                       "summary": data})
     tmp = path + ".tmp"
     fs.pipe_file(tmp, text.encode())
     fs.mv(tmp, path)

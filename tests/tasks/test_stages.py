@@ -94,3 +94,14 @@ def test_no_task_or_flow_of_ours_persists_or_reads_back_a_result():
     assert not persisting
     assert all(value.cache_policy is None or value.cache_policy == NO_CACHE
                for value in found.values() if isinstance(value, Task))
+
+
+def test_a_cached_summary_equals_the_fresh_one_nan_included(tmp_path):
+    import math
+
+    import numpy as np
+
+    back = write_stage_record(str(tmp_path), "potential", "k", {"rho": float("nan"), "n": np.int64(3),
+                                                                "x": np.float32(0.5)})
+    again = read_stage_record(str(tmp_path), "potential", "k")
+    assert math.isnan(back["rho"]) and math.isnan(again["rho"]) and again["n"] == 3 and again["x"] == 0.5
