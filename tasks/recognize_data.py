@@ -81,6 +81,8 @@ def images_data(csv_path: str, val_fraction: float, test_fraction: float, seed: 
     readable, skipped = [], []
     for row in rows:
         problem = read_rgb_image_checked(row.path)[1]
+        if problem == "cannot read as an image":  # the wording this report has always used
+            problem = "missing or not a readable image"
         if problem:
             skipped.append({"item": row.path, "reason": problem})
         else:
