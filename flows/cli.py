@@ -284,8 +284,9 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
         configs = load_pipeline_configs(str(config) if config else None, overrides, preset)
         from im2flow_storage.datasets import check_official_splits, scan_dataset
         ing = configs.ingest
-        entries = scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)  # a bad root fails here
-        check_official_splits(entries, configs.pipeline.splits)
+        if "ingest" in configs.pipeline.stages:
+            entries = scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)  # a bad root fails here
+            check_official_splits(entries, configs.pipeline.splits)
         from im2flow_core.devices import resolve_device
         for section in ("extract", "train", "evaluate", "recognize"):  # before ingest and extract, not after
             resolve_device(getattr(configs, section).device)

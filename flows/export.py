@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger
 
 from flows.outcomes import publish_outcome
 from flows.progress import gather_batches
-from im2flow_storage import open_flow_store
+from im2flow_storage import FlowStoreError, open_flow_store
 from im2flow_storage.manifest import ManifestError
 from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image_checked
 from im2flow_storage.rawframes import (
@@ -87,10 +87,11 @@ def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress
     store = open_flow_store(work_dir, config.store_fingerprint, split_index=config.split_index)
     try:
         records = store.records(complete_only=True)  # official split k's labels and splits (the manifest's)
-    except ManifestError:
+    except (ManifestError, FlowStoreError):
         if config.split_index != 1:
             raise
-        store = store.for_split(None)  # a dataset without official splits: its one split is "split 1"
+        # A dataset without official splits (or a store without a manifest): its one split is "split 1".
+        store = store.for_split(None)
         records = store.records(complete_only=True)
     videos, unsafe = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split,
                                         "source_size": r.source_size, "source_mtime": r.source_mtime}
