@@ -340,7 +340,9 @@ def serve(dataset: Annotated[str, typer.Option("--dataset", help="dataset folder
         overrides = _pipeline_overrides(set_)
         configs = load_pipeline_configs(str(config) if config else None, overrides, preset)
         ing = configs.ingest
-        scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)
+        if "ingest" in configs.pipeline.stages:
+            check_official_splits(scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed),
+                                  configs.pipeline.splits)
         schedule = construct_schedule(cron=cron, timezone=timezone)
     except (ConfigError, DatasetError, ValueError, RuntimeError) as exc:
         _fail(str(exc))

@@ -6,8 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from flows.cli_base import (ConfigFile, DaskAddress, WorkDir, Workers, _fail, _model_tracking_uri, _preflight,
-                            _tracking_uri, app)
+from flows.cli_base import ConfigFile, DaskAddress, WorkDir, Workers, _fail, _model_tracking_uri, _preflight, app
 from flows.console_output import print_failures, print_summary
 from im2flow_storage.datasets import DatasetError
 from im2flow_storage.flow_store import FlowStoreError

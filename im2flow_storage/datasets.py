@@ -123,7 +123,6 @@ def split_files_layout(root: Path, split_index: int = 1) -> DatasetLayout:
     """
     if _find_ucf_lists(root) is not None:
         return DatasetLayout.ucf101
-    pattern = f"*_test_split{split_index}.txt"
     if _find_hmdb_splits(root, split_index, recursive=False):
         return DatasetLayout.hmdb51
     return DatasetLayout.folders

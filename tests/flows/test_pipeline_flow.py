@@ -6,9 +6,9 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.pipeline import pipeline_flow
-from tasks.pipeline_config import set_field
 from im2flow_storage import open_flow_store
 from im2flow_storage.demo_dataset import write_demo_dataset
+from tasks.pipeline_config import set_field
 from tests.conftest import panning_frames, write_video
 
 pytestmark = pytest.mark.services

@@ -6,8 +6,8 @@ import zarr
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_storage import FlowStoreError, open_flow_store
 from im2flow_storage.codecs import FlowImageCodec
-from im2flow_storage.manifest import MANIFEST_SCHEMA, ManifestError, write_manifest
 from im2flow_storage.flow_store import config_fingerprint, create_flow_store, video_key
+from im2flow_storage.manifest import MANIFEST_SCHEMA, ManifestError, write_manifest
 
 CONFIG = {"algorithm": "tvl1", "params": {"warps": 5}, "step": 2, "frame_stride": 1, "max_frames": None,
           "resize": {"short_side": 64, "size": None},

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from im2flow_storage.paths import UnsafePathError
 from im2flow_storage.datasets import DatasetLayout, assign_splits, split_files_layout
+from im2flow_storage.paths import UnsafePathError
 from im2flow_storage.rawframes import (
     RawframesError,
     RawframeVideoWriter,
