@@ -80,7 +80,8 @@ def bare_calc(frames_path: str) -> int:
 
 def run_on_cluster(workers: int, fn, items) -> float:
     """Seconds to run fn over items on a fresh LocalCluster of `workers` single-threaded processes."""
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         client.run(cv2.setNumThreads, 1)
         client.submit(sum, [1]).result()  # warm the workers

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
 
-from flows.cli_base import (ConfigFile, DaskAddress, WorkDir, Workers, _fail, _model_tracking_uri,  # noqa: F401
-                            _parse_params, _preflight, _tracking_uri, app)
+from flows.cli_base import (  # noqa: F401
+    ConfigFile,
+    DaskAddress,
+    WorkDir,
+    Workers,
+    _fail,
+    _model_tracking_uri,
+    _parse_params,
+    _preflight,
+    _tracking_uri,
+    app,
+)
 from flows.console_output import console, print_failures, print_pipeline, print_summary
 from im2flow_core.optical_flow import FlowAlgorithm
 from im2flow_storage.datasets import DatasetError, DatasetLayout
 from im2flow_storage.flow_store import FlowStoreError
 from im2flow_storage.manifest import ManifestError
-from tasks.config import (ConfigError, EvalConfig, ExtractConfig, IngestConfig, RecognizeConfig, TrainConfig,
-                          load_config)
+from tasks.config import ConfigError, EvalConfig, ExtractConfig, IngestConfig, RecognizeConfig, TrainConfig, load_config
 
 
 @app.command()
@@ -122,8 +130,8 @@ def predict(images: Annotated[list[str], typer.Argument(
             flow_format: Annotated[str, typer.Option("--format", help="npy or flo for (u, v)")] = "npy",
             device: str = "auto") -> None:
     """Hallucinate the flow of still images; print each image's motion potential."""
-    from tasks.predict import predict_images
     from tasks.models import load_generator
+    from tasks.predict import predict_images
     if flow_format not in ("npy", "flo"):
         _fail(f"--format must be npy or flo, got {flow_format!r}")
     try:
@@ -270,7 +278,8 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
     from flows.preflight import ServiceUnreachable
     from tasks.pipeline_config import load_pipeline_configs
     try:
-        splits = _split_indices(split_index)
+        from tasks.pipeline_config import parse_splits
+        splits = parse_splits(split_index) if split_index is not None else ()
         overrides = _pipeline_overrides(
             set_, **{"pipeline.stages": stages, "pipeline.run_name": run_name,
                      "ingest.split_index": splits[0] if splits else None,
@@ -297,21 +306,6 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
             RuntimeError) as exc:
         _fail(str(exc))
     print_pipeline(result)
-
-
-def _split_indices(text: str | None) -> tuple[int, ...]:
-    """`--split-index`: "2" → (2,), "1,2,3" → (1, 2, 3), "all" → (1, 2, 3); ValueError for anything else."""
-    if text is None:
-        return ()
-    if text.strip().lower() == "all":
-        return (1, 2, 3)
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"--split-index takes 1, 2, 3, a list like 1,2,3, or all; got {text!r}") from None
-    if not values or any(k not in (1, 2, 3) for k in values):
-        raise ValueError(f"--split-index takes official splits 1-3, got {text!r}")
-    return values
 
 
 @app.command()
@@ -355,36 +349,6 @@ def serve(dataset: Annotated[str, typer.Option("--dataset", help="dataset folder
 
 
 @app.command()
-def compare(run_a: Annotated[str, typer.Argument(help="MLflow run id or run name")],
-            run_b: Annotated[str, typer.Argument(help="MLflow run id or run name")],
-            work_dir: Annotated[Optional[str], typer.Option("--work-dir", "-w", help="for its SQLite store")] = None,
-            tracking_uri: Annotated[Optional[str], typer.Option(help="default: MLFLOW_TRACKING_URI, else "
-                                                                "WORK_DIR/mlflow.db")] = None,
-            all_params: Annotated[bool, typer.Option("--all-params", help="show equal params too")] = False) -> None:
-    """Compare two runs (e.g. two pipeline runs) side by side: tags, differing params, metrics."""
-    from flows.compare import compare_runs
-    try:
-        from tasks.tracking import existing_tracking_uri
-        uri = existing_tracking_uri(work_dir, tracking_uri)
-        _preflight(uri, prefect=False)  # compare runs no flow
-        result = compare_runs(uri, run_a, run_b, all_params)
-    except (ValueError, RuntimeError) as exc:
-        _fail(str(exc))
-    (id_a, name_a), (id_b, name_b) = result["runs"]
-    head_a, head_b = f"a: {name_a} ({id_a[:8]})", f"b: {name_b} ({id_b[:8]})"
-    for title, rows, key in (("tags", result["tags"], "tag"), ("params that differ" if not all_params else "params",
-                                                                 result["params"], "param")):
-        table = Table(key, head_a, head_b, title=title)
-        for row in rows:
-            table.add_row(row[key], row["a"], row["b"])
-        console.print(table)
-    table = Table("metric", head_a, head_b, "b − a", title="metrics")
-    for row in result["metrics"]:
-        table.add_row(row["metric"], row["a"], row["b"], row["b − a"])
-    console.print(table)
-
-
-@app.command()
 def demo(work_dir: Annotated[str, typer.Option("--work-dir", "-w")] = "im2flow-demo",
          seed: int = 0, workers: Workers = None, set_: Sets = None) -> None:
     """Generate the built-in dataset and run the whole pipeline on it (local Dask, no Prefect server needed)."""
@@ -412,31 +376,8 @@ def demo(work_dir: Annotated[str, typer.Option("--work-dir", "-w")] = "im2flow-d
                   f"browse runs with: mlflow ui --backend-store-uri {result['pipeline']['tracking_uri']}")
 
 
-@app.command()
-def inspect(work_dir: WorkDir, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """Show each flow store's configuration and the videos it holds."""
-    from flows.inspect import describe_work_dir
-    described = describe_work_dir(work_dir)
-    if as_json:
-        print(json.dumps(described, indent=2, default=str))
-        return
-    if not described["stores"]:
-        console.print(f"no flow stores under {work_dir}")
-    for store in described["stores"]:
-        cfg = store["config"]
-        console.print(f"[bold]{store['url']}[/bold]  fingerprint {store['fingerprint']}")
-        console.print(f"  algorithm {cfg['algorithm']} ({cfg['implementation']}), params {cfg['params']}")
-        console.print(f"  resize {cfg['resize']}, step {cfg['step']}, frame stride {cfg['frame_stride']}, "
-                      f"max frames {cfg['max_frames']}")
-        console.print(f"  encoding {cfg['encoding']}")
-        table = Table("video_id", "label", "split", "n_frames", "n_flows", "complete")
-        for v in store["videos"]:
-            table.add_row(v["video_id"], v["label"], v["split"], str(v["n_frames"]), str(v["n_flows"]),
-                          "yes" if v["complete"] else "[red]no[/red]")
-        console.print(table)
-
-
 import flows.cli_interop  # noqa: E402,F401 - registers `export` and `import-flow` on the app
+import flows.cli_tools  # noqa: E402,F401 - registers `compare` and `inspect` on the app
 
 
 def main() -> None:

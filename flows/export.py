@@ -11,48 +11,23 @@ from prefect import flow, get_run_logger
 from flows.outcomes import publish_outcome
 from flows.progress import gather_batches
 from im2flow_storage import FlowStoreError, open_flow_store
-from im2flow_storage.manifest import ManifestError
 from im2flow_storage.images import IMAGE_EXTENSIONS, read_rgb_image_checked
+from im2flow_storage.manifest import ManifestError
 from im2flow_storage.rawframes import (
-    RawframesError,
     check_export_root,
     check_export_settings,
     finished_videos,
-    frame_dir_of,
     local_root,
     write_annotation_lists,
 )
-from im2flow_storage.paths import UnsafePathError, collision_key
 from im2flow_storage.reports import csv_text
 from tasks.batching import batches_by_work
-from tasks.export import export_hallucinated_video, export_videos
+from tasks.export import export_hallucinated_video, export_videos, with_frame_dirs
 from tasks.interop_config import ExportConfig
 from tasks.progress import RunProgress
 
 REPORT_NAME = "im2flow_export_report.csv"
 REPORT_COLUMNS = ("frame_dir", "video_id", "label", "split", "status", "error", "n_frames", "n_flows", "n_clipped")
-
-
-def _with_frame_dirs(videos: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(videos with their `<class>/<video>` folder, failed outcomes of videos whose label or id makes no safe
-    folder name). RawframesError if two would share one folder (also when they differ only by case or
-    Unicode normalisation, which macOS and Windows disks merge)."""
-    owner: dict[str, str] = {}
-    good, bad = [], []
-    for video in videos:
-        try:
-            video["frame_dir"] = frame_dir_of(video["video_id"], video["label"])
-        except UnsafePathError as exc:
-            bad.append({**video, "frame_dir": "", "status": "failed", "error": str(exc), "n_frames": 0, "n_flows": 0,
-                        "n_clipped": 0})
-            continue
-        key = collision_key(video["frame_dir"])
-        if key in owner:
-            raise RawframesError(f"videos {owner[key]!r} and {video['video_id']!r} would both be "
-                                 f"exported to {video['frame_dir']} (names equal but for case or normalisation)")
-        owner[key] = video["video_id"]
-        good.append(video)
-    return good, bad
 
 
 def _finish(root: Path, config: ExportConfig, outcomes: list[dict[str, Any]], classes: list[str],
@@ -93,7 +68,7 @@ def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress
         # A dataset without official splits (or a store without a manifest): its one split is "split 1".
         store = store.for_split(None)
         records = store.records(complete_only=True)
-    videos, unsafe = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split,
+    videos, unsafe = with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split,
                                         "source_size": r.source_size, "source_mtime": r.source_mtime}
                                        for r in records])
     check_export_settings(root, {"source": "flow", "store_fingerprint": store.fingerprint, "step": store.step,
@@ -146,7 +121,7 @@ def _hallucinated_export(work_dir: str | None, root: Path, config: ExportConfig,
                                 "jpeg_quality": config.jpeg_quality}
     if images:
         pairs = _image_paths(images)
-        videos, unsafe = _with_frame_dirs([{"video_id": f"{label}/{path.stem}", "label": label, "split": "test",
+        videos, unsafe = with_frame_dirs([{"video_id": f"{label}/{path.stem}", "label": label, "split": "test",
                                             "path": str(path)} for path, label in pairs])
         store = None
     else:
@@ -154,7 +129,7 @@ def _hallucinated_export(work_dir: str | None, root: Path, config: ExportConfig,
             raise ValueError("exporting a split's hallucinated flow needs --work-dir (its flow store)")
         store = open_flow_store(work_dir, config.store_fingerprint)
         settings["store_fingerprint"] = store.fingerprint
-        videos, unsafe = _with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split}
+        videos, unsafe = with_frame_dirs([{"video_id": r.video_id, "label": r.label, "split": r.split}
                                            for r in store.records(complete_only=True)
                                            if config.split is None or r.split == config.split])
     check_export_settings(root, settings)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
@@ -31,9 +30,10 @@ from flows.recognize import recognize_flow
 from flows.train import train_flow
 from im2flow_storage import open_flow_store
 from im2flow_storage.datasets import check_official_splits, scan_dataset
-from im2flow_storage.paths import pipeline_cache_url
 from im2flow_storage.digests import dataset_digest, digest, file_digest, manifest_digest, store_digest
+from im2flow_storage.paths import pipeline_cache_url
 from tasks.pipeline_config import PipelineConfigs, load_pipeline_configs
+from tasks.split_report import split_summary
 from tasks.stages import run_stage
 from tasks.tracking import default_tracking_uri, flatten, git_commit, tracked_run
 
@@ -193,25 +193,6 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
                              key="pipeline-summary", description="Pipeline run summary")
     return {"stages": report, "results": results, "run_id": parent.info.run_id, "tracking_uri": tracking_uri,
             "experiment": pipe.experiment}
-
-
-SPLIT_METRICS = ("epe", "epe_canny", "epe_fg", "ds", "ds_canny", "ds_fg", "os", "os_canny", "os_fg",
-                 "acc_appearance", "acc_motion", "acc_fused")
-"""The headline metrics reported per official split and as their mean ± std (the published convention)."""
-
-
-def split_summary(by_split: dict[int, dict[str, float]]) -> dict[str, Any]:
-    """Per-split headline metrics, their mean and std over splits (`<metric>` and `<metric>_split_std`), and a
-    Markdown table: one row per split, then mean ± std, as UCF-101 and HMDB-51 results are published."""
-    splits = sorted(by_split)
-    metrics = [m for m in SPLIT_METRICS if all(m in by_split[k] for k in splits)]
-    mean = {m: float(np.mean([by_split[k][m] for k in splits])) for m in metrics}
-    std = {m: float(np.std([by_split[k][m] for k in splits])) for m in metrics}
-    lines = ["| split | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
-    lines += [f"| {k} | " + " | ".join(f"{by_split[k][m]:.3f}" for m in metrics) + " |" for k in splits]
-    lines.append("| mean ± std | " + " | ".join(f"{mean[m]:.3f} ± {std[m]:.3f}" for m in metrics) + " |")
-    return {"splits": splits, "per_split": {str(k): by_split[k] for k in splits}, "metrics": metrics,
-            "mean": {**mean, **{f"{m}_split_std": v for m, v in std.items()}}, "markdown": "\n".join(lines)}
 
 
 def _summary_markdown(run_name: str, report: list[dict[str, Any]], results: dict[str, dict[str, Any]],

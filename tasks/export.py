@@ -17,8 +17,30 @@ from im2flow_core.rawframe_flow import flow_to_gray
 from im2flow_core.unet import UNetGenerator
 from im2flow_storage import FlowStore, open_flow_store
 from im2flow_storage.frame_reader import CorruptFrame
-from im2flow_storage.paths import UnsafePathError
-from im2flow_storage.rawframes import START_INDEX, RawframesError, RawframeVideoWriter
+from im2flow_storage.paths import UnsafePathError, collision_key
+from im2flow_storage.rawframes import START_INDEX, RawframesError, RawframeVideoWriter, frame_dir_of
+
+
+def with_frame_dirs(videos: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(videos with their `<class>/<video>` folder, failed outcomes of videos whose label or id makes no safe
+    folder name). RawframesError if two would share one folder (also when they differ only by case or
+    Unicode normalisation, which macOS and Windows disks merge)."""
+    owner: dict[str, str] = {}
+    good, bad = [], []
+    for video in videos:
+        try:
+            video["frame_dir"] = frame_dir_of(video["video_id"], video["label"])
+        except UnsafePathError as exc:
+            bad.append({**video, "frame_dir": "", "status": "failed", "error": str(exc), "n_frames": 0, "n_flows": 0,
+                        "n_clipped": 0})
+            continue
+        key = collision_key(video["frame_dir"])
+        if key in owner:
+            raise RawframesError(f"videos {owner[key]!r} and {video['video_id']!r} would both be "
+                                 f"exported to {video['frame_dir']} (names equal but for case or normalisation)")
+        owner[key] = video["video_id"]
+        good.append(video)
+    return good, bad
 
 
 def write_rawframe_video(root: Path, frame_dir: str, frames: Iterable[np.ndarray], flows: Iterable[np.ndarray],

@@ -10,7 +10,7 @@ import cv2
 from prefect import task
 
 from im2flow_core.video import probe_video
-from im2flow_storage.datasets import DatasetError
+from im2flow_storage.datasets import DatasetError, printable
 
 
 def probe_entry(entry: dict[str, Any], min_frames: int, max_frame_pixels: int | None = None,
@@ -20,8 +20,8 @@ def probe_entry(entry: dict[str, Any], min_frames: int, max_frame_pixels: int | 
     A path that is not valid UTF-8 (kept by Python as surrogate escapes) cannot be stored in the
     manifest or opened by FFmpeg reliably: its row says `unreadable` and asks for a rename.
     """
-    if not _is_utf8(entry["path"]):
-        return {**{k: _printable(v) if isinstance(v, str) else v for k, v in entry.items()},
+    if printable(entry["path"]) != entry["path"]:
+        return {**{k: printable(v) if isinstance(v, str) else v for k, v in entry.items()},
                 "status": "unreadable", "error": "the file name is not valid UTF-8: rename it", "warning": "",
                 "n_frames": 0, "container_frames": 0, "fps": 0.0, "width": 0, "height": 0, "duration_s": 0.0,
                 "codec": "", "size_bytes": -1, "mtime": -1.0}
@@ -51,19 +51,6 @@ def check_shrink(previous: Iterable[Mapping[str, Any]], found: set[str], allow: 
         raise DatasetError(f"the dataset now lacks {len(dropped)} of the {len(ok)} ok videos of the last manifest "
                            f"(e.g. {dropped[0]}): is the right folder given and mounted? Pass --allow-shrink to "
                            "drop them from the manifest")
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _printable(text: str) -> str:
-    """`text` with the bytes that are not UTF-8 written as \\xNN, so it can be stored and shown."""
-    return os.fsencode(text).decode("utf-8", "backslashreplace") if not _is_utf8(text) else text
 
 
 @task(name="probe-videos", task_run_name="probe-{batch_name}", retries=1, persist_result=False)

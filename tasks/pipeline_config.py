@@ -22,8 +22,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from tasks.config import (ComputeConfig, ConfigError, EvalConfig, ExtractConfig, IngestConfig, RecognizeConfig,
-                          TrainConfig, load_config)
+from tasks.config import (
+    ComputeConfig,
+    ConfigError,
+    EvalConfig,
+    ExtractConfig,
+    IngestConfig,
+    RecognizeConfig,
+    TrainConfig,
+    load_config,
+)
 from tasks.presets import PRESETS
 
 STAGES = ("ingest", "extract", "train", "evaluate", "recognize", "potential")
@@ -31,6 +39,22 @@ STAGES = ("ingest", "extract", "train", "evaluate", "recognize", "potential")
 
 SECTIONS = {"pipeline": None, "ingest": IngestConfig, "extract": ExtractConfig, "train": TrainConfig,
             "evaluate": EvalConfig, "recognize": RecognizeConfig}
+
+
+def parse_splits(text: str) -> tuple[int, ...]:
+    """Official splits as given on the command line: "2" → (2,), "1,2,3" → (1, 2, 3), "all" → (1, 2, 3).
+
+    ValueError for anything but official splits 1-3.
+    """
+    if text.strip().lower() == "all":
+        return (1, 2, 3)
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"splits are 1, 2, 3, a list like 1,2,3, or all; got {text!r}") from None
+    if not values or any(k not in (1, 2, 3) for k in values):
+        raise ValueError(f"splits are official splits 1-3, got {text!r}")
+    return values
 
 
 class PipelineConfig(ComputeConfig):
@@ -50,10 +74,7 @@ class PipelineConfig(ComputeConfig):
     @field_validator("splits", mode="before")
     @classmethod
     def _parse_splits(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip().lower()
-            return (1, 2, 3) if text == "all" else tuple(int(s) for s in text.split(",") if s.strip())
-        return value
+        return parse_splits(value) if isinstance(value, str) else value
 
     @field_validator("splits")
     @classmethod

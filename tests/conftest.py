@@ -83,6 +83,21 @@ SERVICE_FIXTURES = {"prefect_harness", "dask_address"}
 """Fixtures that start a Prefect API or a Dask cluster: tests using them must carry the `services` marker."""
 
 
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A real, valid PNG of `width`×`height` black grey pixels; zlib keeps it ~1/1000 of its decoded size."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row = zlib.compressobj(9), b"\0" * (width + 1)
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's hook signature
     """Refuse to run a test that starts services without the `services` marker the README promises."""
     unmarked = [item.nodeid for item in items if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
@@ -107,7 +122,8 @@ def dask_address():
     """A real 2-worker Dask LocalCluster for the session."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
         yield cluster.scheduler_address
 
 

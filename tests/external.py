@@ -140,10 +140,12 @@ def start_dask(tmp: Path, n_workers: int, env: dict[str, str] | None = None) -> 
     return scheduler, workers, address
 
 
-def cli(args: list[str], env: dict[str, str], log: Path, timeout_s: float = 600,
+def cli(args: list[str], env: dict[str, str | None], log: Path, timeout_s: float = 600,
         cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run `im2flow ARGS` as a separate process with `env` added (in `cwd`); its output goes to `log` too."""
-    result = subprocess.run([str(BIN / "im2flow"), *args], env={**os.environ, **env}, capture_output=True, text=True,
+    """Run `im2flow ARGS` as a separate process with `env` added (a None value removes the variable), in `cwd`;
+    its output goes to `log` too."""
+    merged = {key: value for key, value in {**os.environ, **env}.items() if value is not None}
+    result = subprocess.run([str(BIN / "im2flow"), *args], env=merged, capture_output=True, text=True,
                             timeout=timeout_s, cwd=cwd)
     log.write_text(result.stdout + result.stderr)
     return result

@@ -15,7 +15,7 @@ import pytest
 
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage.checkpoints import save_checkpoint
-from tests.conftest import panning_frames, real_texture, write_video
+from tests.conftest import panning_frames, png_claiming, real_texture, write_video
 from tests.external import cli
 
 pytestmark = pytest.mark.services  # real CLI processes on the session's Prefect API
@@ -32,19 +32,6 @@ class Row:
     says: str
     after: Callable[[Path], bool] = field(default=lambda case: True)
     setup: list[list[str]] = field(default_factory=list)
-
-
-def _png_claiming(path: Path, width: int, height: int) -> None:
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    packer, row = zlib.compressobj(9), b"\0" * (width + 1)
-    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
 
 
 def _make_inputs(case: Path) -> None:
@@ -75,7 +62,7 @@ def _make_inputs(case: Path) -> None:
     (case / "stills").mkdir()
     cv2.imwrite(str(case / "stills" / "a.png"), real_texture(20, 24))
     cv2.imwrite(str(case / "stills" / "a_flow.png"), real_texture(20, 24))
-    _png_claiming(case / "stills" / "bomb.png", 10_000, 6_000)
+    png_claiming(case / "stills" / "bomb.png", 10_000, 6_000)
     (case / "someones").mkdir()
     (case / "someones" / "notes.txt").write_text("keep me")
 
@@ -113,7 +100,7 @@ ROWS = [
 ]
 
 
-def _run(row: Row, case: Path, env: dict[str, str], log: Path) -> tuple[int, str]:
+def _run(row: Row, case: Path, env: dict[str, str | None], log: Path) -> tuple[int, str]:
     for setup in row.setup:
         assert cli(setup, env, log, cwd=case).returncode in (0, 1)
     result = cli(row.args, env, log, timeout_s=300, cwd=case)
@@ -129,7 +116,8 @@ def outcomes(tmp_path_factory, prefect_harness) -> dict[str, tuple[Path, int, st
 
     base = tmp_path_factory.mktemp("bad-inputs")
     _make_inputs(base / "inputs")
-    env = {"PREFECT_API_URL": str(PREFECT_API_URL.value()), "COLUMNS": "200"}
+    # mlflow.set_tracking_uri (any earlier in-process run) exports MLFLOW_TRACKING_URI: the rows resolve their own.
+    env = {"PREFECT_API_URL": str(PREFECT_API_URL.value()), "COLUMNS": "200", "MLFLOW_TRACKING_URI": None}
     cases = {}
     for i, row in enumerate(ROWS):
         cases[row.name] = base / f"case{i}"

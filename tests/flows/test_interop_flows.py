@@ -16,7 +16,7 @@ from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage import open_flow_store
 from im2flow_storage.checkpoints import save_checkpoint
 from im2flow_storage.manifest import read_manifest
-from im2flow_storage.rawframes import STATE_DIR, RawframesError, finished_videos
+from im2flow_storage.rawframes import STATE_DIR, finished_videos
 from tasks.interop_config import ExportConfig, ImportConfig
 from tests.conftest import make_tiny_store, real_texture
 
@@ -135,15 +135,3 @@ def test_cli_exports_hallucinated_flow_of_stills_and_names_unreadable_ones(tmp_p
     result = CliRunner().invoke(app, again + ["--overwrite"])
     assert result.exit_code == 0, result.output
 
-
-def test_folders_a_case_insensitive_disk_would_merge_are_refused_and_unsafe_names_fail_alone():
-    from flows.export import _with_frame_dirs
-
-    with pytest.raises(RawframesError, match="case or normalisation"):
-        _with_frame_dirs([{"video_id": "Run/v1", "label": "Run"}, {"video_id": "run/v1", "label": "run"}])
-    with pytest.raises(RawframesError, match="case or normalisation"):  # é composed and decomposed
-        _with_frame_dirs([{"video_id": "Caf\u00e9/v1", "label": "Caf\u00e9"},
-                          {"video_id": "Cafe\u0301/v1", "label": "Cafe\u0301"}])
-    good, bad = _with_frame_dirs([{"video_id": "Run/v1", "label": "Run"}, {"video_id": "v2", "label": "../x"}])
-    assert [v["frame_dir"] for v in good] == ["Run/v1"]
-    assert bad[0]["status"] == "failed" and "'../x'" in bad[0]["error"]

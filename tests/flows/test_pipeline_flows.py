@@ -155,7 +155,8 @@ def test_torch_tvl1_on_a_cluster_with_gpu_resources_via_the_cli(tmp_path, prefec
     (root / "Pan").mkdir(parents=True)
     write_video(root / "Pan" / "clip0.avi", panning_frames(3, 32, 40, dx=1), "MJPG")
     # One worker process declaring one GPU (here a CPU stands in for it: device auto finds no CUDA).
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0",
                       resources={"GPU": 1}) as cluster:
         from flows.preflight import check_gpu_workers
 

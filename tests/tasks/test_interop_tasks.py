@@ -14,9 +14,9 @@ from im2flow_core.rawframe_flow import alignment_errors, gray_to_flow, misaligne
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage import open_flow_store
 from im2flow_storage.flow_store import create_flow_store
-from im2flow_storage.rawframes import finished_videos, read_image
+from im2flow_storage.rawframes import RawframesError, finished_videos, read_image
 from tasks.config import ExtractConfig
-from tasks.export import export_hallucinated_video, export_store_video
+from tasks.export import export_hallucinated_video, export_store_video, with_frame_dirs
 from tasks.import_flow import import_folder
 from tasks.interop_config import ImportConfig
 from tests.conftest import real_texture
@@ -197,3 +197,14 @@ def test_tasks_carry_about_the_same_work():
     small = batches_by_work([8] * 320, float, per_task=2000)  # the demo: 320 clips of 8 frames
     assert len(small) == 16 and {len(b) for b in small} == {20}
     assert batches_by_work([], float, 10) == []
+
+
+def test_folders_a_case_insensitive_disk_would_merge_are_refused_and_unsafe_names_fail_alone():
+    with pytest.raises(RawframesError, match="case or normalisation"):
+        with_frame_dirs([{"video_id": "Run/v1", "label": "Run"}, {"video_id": "run/v1", "label": "run"}])
+    with pytest.raises(RawframesError, match="case or normalisation"):  # é composed and decomposed
+        with_frame_dirs([{"video_id": "Caf\u00e9/v1", "label": "Caf\u00e9"},
+                          {"video_id": "Cafe\u0301/v1", "label": "Cafe\u0301"}])
+    good, bad = with_frame_dirs([{"video_id": "Run/v1", "label": "Run"}, {"video_id": "v2", "label": "../x"}])
+    assert [v["frame_dir"] for v in good] == ["Run/v1"]
+    assert bad[0]["status"] == "failed" and "'../x'" in bad[0]["error"]

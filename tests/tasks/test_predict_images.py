@@ -13,7 +13,7 @@ from im2flow_core.inference import motion_potential, predict_flow_images
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from tasks.potential import image_files
 from tasks.predict import OutputConflictError, output_stems, predict_images
-from tests.conftest import real_texture
+from tests.conftest import png_claiming, real_texture
 
 
 def test_a_folder_larger_than_a_batch_with_odd_sizes_and_a_broken_file(tmp_path):
@@ -101,26 +101,11 @@ def test_outputs_never_replace_an_input_or_a_file_predict_did_not_write(tmp_path
         assert rows[0]["error"] == "" and np.load(out / "a_flowimage.npy").shape == (20, 24, 3)
 
 
-def _png_claiming(path, width, height):
-    """A real, valid PNG of `width`×`height` black grey pixels; zlib keeps it ~1/1000 of its decoded size."""
-    import struct
-    import zlib
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    packer, row = zlib.compressobj(9), b"\0" * (width + 1)
-    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
-    return path
-
-
 def test_an_image_claiming_too_many_pixels_is_skipped_before_decoding_and_the_rest_complete(tmp_path, monkeypatch):
     generator = UNetGenerator(GeneratorConfig(depth=3, ngf=4, input_size=32)).eval()
     folder = tmp_path / "in"
     folder.mkdir()
-    bomb = _png_claiming(folder / "bomb.png", 10_000, 6_000)  # 60 MP (180 MB decoded) in ~60 kB
+    bomb = png_claiming(folder / "bomb.png", 10_000, 6_000)  # 60 MP (180 MB decoded) in ~60 kB
     assert bomb.stat().st_size < 200_000
     cv2.imwrite(str(folder / "ok.png"), real_texture(20, 24, 0))
     rows = predict_images(image_files([str(folder)]), generator, tmp_path / "out", device="cpu")
