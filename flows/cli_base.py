@@ -14,6 +14,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # On a fresh Prefect home the temporary API creates its database and runs every migration before it
 # answers: 26-30 s on a busy 2-core machine, past Prefect's 20 s default (the first command failed).
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# torch's OpenMP threads spin while they wait for each other; beside another busy process a thread
+# that lost its core stalls the rest (G trained 3× slower on 2 cores beside one CPU-bound process,
+# 47 vs 147 samples/s idle). Passive waiting: 1.65× faster there, 0.9× on an idle machine
+# (benchmarks/demo_time.py). Read when torch loads, so set before any import of it; workers inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 from flows.console_output import console  # noqa: E402

@@ -5,7 +5,11 @@ rotation and oscillation. Each action leaves a cue to its motion in a single fra
 where it swims, a runner leans forward, a pinwheel's blades curve against its spin, a bouncing
 ball squashes near the floor), and pairs of actions look alike in one frame but move differently
 (walk vs run: the same figure, a slight lean, 3× the speed; spin_cw vs spin_ccw: mirror-image
-pinwheels turning opposite ways). All clips are `(T, H, W, 3) uint8` RGB.
+pinwheels turning opposite ways). A pendulum or a ball in flight has no front to face: its pose
+alone cannot say which way it goes, so these two leave a motion trail (faint copies of the figure
+where it was a fraction of a frame earlier, as a camera's exposure smears a fast object), which
+shows where it moves and how fast, and nothing where it hangs still. All clips are
+`(T, H, W, 3) uint8` RGB.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import numpy as np
 ACTIONS = ("swim_left", "swim_right", "walk", "run", "spin_cw", "spin_ccw", "swing", "bounce")
 _SPRITE = 48  # sprite canvas side at output scale, px
 _SUPERSAMPLE = 4  # sprites are drawn this much larger and shrunk, for anti-aliased edges
+TRAILING = ("swing", "bounce")
+"""Actions whose figure has no front: they show their motion by a trail instead."""
+_TRAIL = ((0.7, 0.3), (0.35, 0.55))  # (how many frames earlier, opacity) of each faint copy, oldest first
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,9 @@ def _shape_mask(action: str) -> np.ndarray:
     elif action in ("walk", "run"):  # an upright figure facing +x (nose), two legs
         spread = 9 if action == "run" else 4  # a runner's stride is wider
         cv2.circle(m, (24 * s, 8 * s), 5 * s, 255, -1, aa)
-        cv2.fillPoly(m, [_pts([(4, -17), (8, -15), (4, -13)])], 255, aa)  # nose
+        cv2.fillPoly(m, [_pts([(3, -19), (10, -16), (3, -12)])], 255, aa)  # a nose big enough to see at 64 px
         cv2.ellipse(m, (24 * s, 21 * s), (5 * s, 9 * s), 0, 0, 360, 255, -1, aa)
+        cv2.line(m, (25 * s, 16 * s), (34 * s, 22 * s), 255, 2 * s, aa)  # an arm swinging forward
         for dx in (-spread, spread):
             cv2.line(m, (24 * s, 28 * s), ((24 + dx) * s, 44 * s), 255, 3 * s, aa)
     elif action in ("spin_cw", "spin_ccw"):  # a pinwheel whose curved blades trail its spin
@@ -94,9 +102,11 @@ def _shape_mask(action: str) -> np.ndarray:
     return cv2.resize(m, (_SPRITE, _SPRITE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
 
 
-def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int, scale: float = 1.0) -> list[Pose]:
-    """Per-frame poses of the figure for `action`; randomised within the action's style."""
-    t = np.arange(n_frames, dtype=np.float64)
+def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int, scale: float = 1.0,
+                lag: float = 0.0) -> list[Pose]:
+    """Per-frame poses of the figure for `action`, randomised within the action's style; `lag` > 0:
+    where it was that many frames before each frame (the same draws of `rng`, earlier times)."""
+    t = np.arange(n_frames, dtype=np.float64) - lag
     mid = size / 2
     if action in ("swim_left", "swim_right"):
         speed = rng.uniform(1.6, 2.4)
@@ -108,7 +118,7 @@ def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int,
     if action in ("walk", "run"):
         speed = rng.uniform(0.8, 1.2) * (3.0 if action == "run" else 1.0)
         direction = 1 if rng.random() < 0.5 else -1
-        lean = 18.0 if action == "run" else 0.0
+        lean = 18.0 if action == "run" else 8.0  # walkers lean into their step too, runners more
         x0 = mid - direction * speed * (n_frames - 1) / 2
         y0 = rng.uniform(mid - 6, mid + 6)
         bob = 1.5 if action == "run" else 0.8
@@ -179,16 +189,25 @@ def render_clip(action: str, seed: int, style: SceneStyle, n_frames: int = 20, n
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
-    rng = np.random.default_rng(seed)
     size = style.background.shape[0]
     mask = _shape_mask(action)
-    sprite = np.concatenate([style.figure_texture.astype(np.float32), mask[..., None]], axis=-1)
+    # A dark rim along the silhouette, as shading outlines solid objects: the figure stands out from any background.
+    rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8))
+    sprite = np.concatenate([style.figure_texture.astype(np.float32) * (1 - 0.6 * rim[..., None]), mask[..., None]],
+                            axis=-1)
     frames = np.empty((n_frames, size, size, 3), np.uint8)
-    for k, pose in enumerate(_trajectory(action, rng, n_frames, size, figure_scale)):
-        warped = cv2.warpAffine(sprite, _pose_matrix(pose, figure_scale), (size, size), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-        alpha = warped[..., 3:4]
-        frame = style.background.astype(np.float32) * (1 - alpha) + warped[..., :3] * alpha
+    # Each pose sequence redraws the same trajectory parameters from `seed`; the noise draws follow.
+    trails = [(_trajectory(action, np.random.default_rng(seed), n_frames, size, figure_scale, lag), opacity)
+              for lag, opacity in (_TRAIL if action in TRAILING else ())]
+    rng = np.random.default_rng(seed)
+    poses = _trajectory(action, rng, n_frames, size, figure_scale)
+    for k, pose in enumerate(poses):
+        frame = style.background.astype(np.float32)
+        for trail_pose, opacity in [(trail[k], opacity) for trail, opacity in trails] + [(pose, 1.0)]:
+            warped = cv2.warpAffine(sprite, _pose_matrix(trail_pose, figure_scale), (size, size),
+                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+            alpha = opacity * warped[..., 3:4]
+            frame = frame * (1 - alpha) + warped[..., :3] * alpha
         frame += noise_sigma * rng.standard_normal(frame.shape).astype(np.float32)  # sensor noise
         frames[k] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
     return frames

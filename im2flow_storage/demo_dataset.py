@@ -14,7 +14,7 @@ import cv2
 
 from im2flow_core.synthetic_actions import ACTIONS, make_scene_style, render_clip
 
-DEMO_DATASET_VERSION = 3
+DEMO_DATASET_VERSION = 4
 """Bump when the generator changes what it writes, so existing demo datasets are regenerated."""
 
 
@@ -23,7 +23,7 @@ def _class_name(action: str) -> str:
 
 
 def write_demo_dataset(root: str | Path, *, seed: int = 0, groups_per_class: int = 40, clips_per_group: int = 1,
-                       test_groups: int = 8, size: int = 96, n_frames: int = 8, fps: float = 12.0,
+                       test_groups: int = 8, size: int = 96, n_frames: int = 6, fps: float = 12.0,
                        figure_scale: float = 1.5) -> Path:
     """Generate the demo dataset under `root` (deterministic in `seed`); returns `root`.
 

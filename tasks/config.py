@@ -250,6 +250,8 @@ class ClassifierTrainConfig(_StageConfig):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     patience: int = Field(5, ge=1)
+    hflip: bool = Field(True, description="random left-right flips in training; off where classes are each other's "
+                                          "mirror images (left vs right, clockwise vs anticlockwise)")
 
 
 class PhiTrainConfig(ClassifierTrainConfig):

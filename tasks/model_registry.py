@@ -82,15 +82,46 @@ def register_generator(export_url: str, tracking_uri: str, run_id: str, register
     return str(version.version)
 
 
-def _download(uri: str, name: str, tracking_uri: str, folder: str) -> Path | None:
-    """Artifact `name` of model `uri` into `folder`, or None if the model has no such artifact."""
+def _download(root: str, name: str, tracking_uri: str, folder: str) -> Path | None:
+    """Artifact `name` under the artifact URI `root` into `folder`, or None if there is no such artifact."""
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/{name}", dst_path=folder,
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root.rstrip('/')}/{name}", dst_path=folder,
                                                         tracking_uri=tracking_uri))
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "no such artifact" in exc.message.lower():
             return None
         raise
+    except OSError:  # a plain file:// artifact store raises this for a missing file
+        return None
+
+
+def model_artifact_root(uri: str, tracking_uri: str) -> str:
+    """Where the artifacts of model `uri` live (a file:// or object-store URI), resolved in `tracking_uri`.
+
+    `models:/NAME@ALIAS`, `models:/NAME/VERSION` and `models:/<model id>` are looked up with a client
+    of `tracking_uri` (its registry too), never through MLflow's process-wide registry URI, which falls
+    back to `./mlflow.db` of whatever the current folder is. `runs:/…` and artifact URIs pass through.
+    Raises ValueError "… not found in <tracking_uri>" for a name, alias, version or id it does not know.
+    """
+    if not uri.startswith("models:/"):
+        return uri
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    ref = uri.removeprefix("models:/").strip("/").split("/")
+    try:
+        if ref[0].startswith("m-"):
+            return client.get_logged_model(ref[0]).artifact_location
+        if "@" in ref[0]:
+            name, alias = ref[0].split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        elif len(ref) > 1:
+            version = client.get_model_version(ref[0], ref[1])
+        else:
+            raise ValueError(f"model {uri}: give a version or an alias (models:/NAME@ALIAS or models:/NAME/VERSION)")
+        if getattr(version, "model_id", None):
+            return client.get_logged_model(version.model_id).artifact_location
+        return client.get_model_version_download_uri(version.name, version.version)
+    except MlflowException as exc:
+        raise ValueError(f"model {uri} not found in {tracking_uri}: {exc.message}") from exc
 
 
 def load_registered_generator_blob(uri: str, tracking_uri: str) -> dict[str, Any]:
@@ -98,10 +129,11 @@ def load_registered_generator_blob(uri: str, tracking_uri: str) -> dict[str, Any
 
     Downloads only the descriptor and the weights; checks kind, format, size and SHA-256, then reads
     the weights with `weights_only=True`. Raises UnsafeModel for anything else, without loading it.
+    Works from any current folder: the model is resolved in `tracking_uri` alone (`model_artifact_root`).
     """
-    _ensure_registered_model_exists(uri, tracking_uri)
+    root = model_artifact_root(uri, tracking_uri)
     with tempfile.TemporaryDirectory(prefix="im2flow-model-") as tmp:
-        descriptor_path = _download(uri, DESCRIPTOR, tracking_uri, tmp)
+        descriptor_path = _download(root, DESCRIPTOR, tracking_uri, tmp)
         if descriptor_path is None:
             raise UnsafeModel(f"{uri} is not a weights-only im2flow generator (it has no {DESCRIPTOR}); it was not "
                               "loaded, since other model formats (e.g. mlflow.pytorch's pickle) run code on load. "
@@ -110,7 +142,7 @@ def load_registered_generator_blob(uri: str, tracking_uri: str) -> dict[str, Any
         if descriptor.get("kind") != KIND or descriptor.get("format") != FORMAT or descriptor.get("weights") != WEIGHTS:
             raise UnsafeModel(f"{uri}: unknown model descriptor {descriptor.get('kind')!r} / "
                               f"{descriptor.get('format')!r}; expected {KIND} / {FORMAT}")
-        weights = _download(uri, WEIGHTS, tracking_uri, str(Path(tmp) / "w"))
+        weights = _download(root, WEIGHTS, tracking_uri, str(Path(tmp) / "w"))
         if weights is None:
             raise UnsafeModel(f"{uri}: the weights file {WEIGHTS} is missing")
         if weights.stat().st_size != descriptor.get("size_bytes") or _sha256(weights) != descriptor.get("sha256"):
@@ -124,21 +156,3 @@ def load_registered_generator_blob(uri: str, tracking_uri: str) -> dict[str, Any
     if not isinstance(blob, dict) or blob.get("kind") != KIND:
         raise UnsafeModel(f"{uri}: {WEIGHTS} is not an exported im2flow generator")
     return blob
-
-
-def _ensure_registered_model_exists(uri: str, tracking_uri: str) -> None:
-    """A clear error for `models:/NAME@ALIAS` or `models:/NAME/VERSION` that the registry does not know."""
-    if not uri.startswith("models:/"):
-        return
-    ref = uri.removeprefix("models:/").split("/")
-    if ref[0].startswith("m-"):
-        return  # a LoggedModel id
-    client = MlflowClient(tracking_uri)
-    try:
-        if "@" in ref[0]:
-            name, alias = ref[0].split("@", 1)
-            client.get_model_version_by_alias(name, alias)
-        elif len(ref) > 1:
-            client.get_model_version(ref[0], ref[1])
-    except MlflowException as exc:
-        raise ValueError(f"cannot load model {uri} from {tracking_uri}: {exc.message}") from exc

@@ -16,27 +16,37 @@ per-task cost through Dask (~0.12 s, DESIGN.md task granularity).
 """
 
 DEMO_TRAIN: dict[str, Any] = {
-    "generator": {"depth": 6, "ngf": 32, "input_size": 64, "n_dropout": 0}, "load_size": 72, "epochs": 14,
-    "patience": 4, "loss": {"magnitude_norm": "l1", "pixel_weight": 150.0},
-    "phi": {"base_width": 16, "blocks": (1, 1, 1, 1), "stem": "small", "epochs": 4, "patience": 3},
+    "generator": {"depth": 6, "ngf": 16, "input_size": 64, "n_dropout": 0}, "load_size": 72, "epochs": 12,
+    "batch_size": 16, "lr": 1e-3, "lr_decay_start": 6, "patience": 4,
+    "loss": {"magnitude_norm": "l1", "pixel_weight": 150.0},
+    "phi": {"base_width": 16, "blocks": (1, 1, 1, 1), "stem": "small", "epochs": 4, "patience": 3, "hflip": False},
 }
 """A small U-Net and φ for CPUs; the paper's configuration (depth 8, ngf 64, 256 px) is the default.
 
-No dropout in G: on the demo data (about 1.8k training frames) dropout 0.5 in the inner decoder
-blocks lowered the direction similarity on the foreground (DS-FG 0.28 with it, 0.36 without, at
-equal steps). An L1 penalty on the magnitude channel: with the paper's L2, G predicts the mean
-magnitude where it is unsure whether something moves (a halo around figures, faint motion on the
-87 % of still pixels) and loses all-pixel EPE to zero flow (0.292 vs 0.271 after 30 epochs); L1's
-median is 0 there (measured at equal steps: EPE 0.241 vs zero flow's 0.267, DS unchanged).
-Pixel weight 150 = 3 × the released code's 50: the demo was tuned when L_pixel summed the three
-channels' errors per pixel (3× the per-element mean it is now), so its loss is unchanged.
+Sized for the demo's budget (the README's first command in ≤ 10 minutes on 2 cores, the install
+included; `benchmarks/demo_time.py`): about 13k samples of G. Per second of a 2-core CPU, ngf 16
+with Adam at lr 1e-3, batches of 16 and a linear decay over the second half learns more than ngf 32
+at the pix2pix setting (lr 2e-4, β₁ 0.5, batches of 32): at equal wall time on the demo data,
+EPE-FG 1.57 vs 1.66 and DS-FG 0.36 vs 0.17 (measured side by side).
+No dropout in G: on the demo data dropout 0.5 in the inner decoder blocks lowered the direction
+similarity on the foreground (DS-FG 0.28 with it, 0.36 without, at equal steps). An L1 penalty on
+the magnitude channel: with the paper's L2, G predicts the mean magnitude where it is unsure
+whether something moves (a halo around figures, faint motion on the 87 % of still pixels) and loses
+all-pixel EPE to zero flow (0.292 vs 0.271 after 30 epochs); L1's median is 0 there (measured at
+equal steps: EPE 0.241 vs zero flow's 0.267, DS unchanged). Pixel weight 150 = 3 × the released
+code's 50: the demo was tuned when L_pixel summed the three channels' errors per pixel (3× the
+per-element mean it is now), so its loss is unchanged.
+No left-right flips for φ and the recognition streams: the demo's classes come in mirror-image
+pairs (swim left/right, spin clockwise/anticlockwise), and a flipped frame of one is a frame of the
+other with the wrong label (flips cost φ ten points of validation accuracy). G keeps them: a
+flipped frame's true flow is the flipped flow.
 """
 
-_DEMO_STREAM: dict[str, Any] = {"base_width": 32, "blocks": (1, 1, 1, 1), "stem": "imagenet", "epochs": 6,
-                                "patience": 3}
+_DEMO_STREAM: dict[str, Any] = {"base_width": 16, "blocks": (1, 1, 1, 1), "stem": "imagenet", "epochs": 6,
+                                "patience": 3, "hflip": False}
 DEMO_RECOGNIZE: dict[str, Any] = {"seeds": (0, 1, 2), "frames_per_video": 3, "appearance": _DEMO_STREAM,
                                   "motion": _DEMO_STREAM}
-"""Small recognition streams for CPUs, three seeds (the accuracy table reports mean ± std)."""
+"""Small recognition streams for CPUs (width 16), three seeds (the accuracy table reports mean ± std)."""
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},

@@ -108,7 +108,8 @@ def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream,
     if stream == "motion" and config.motion_init == "phi":
         load_state_dict_file(classifier, str(config.phi_weights))
     model = build_stream(stream, classifier, generator).to(device)
-    train_set, val_set, test_set = (stream_dataset(data, part, crop, scale, seed) for part in ("train", "val", "test"))
+    train_set, val_set, test_set = (stream_dataset(data, part, crop, scale, seed, settings.hflip)
+                                    for part in ("train", "val", "test"))
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     best_state: dict[str, torch.Tensor] | None = None

@@ -111,15 +111,16 @@ def images_data(csv_path: str, val_fraction: float, test_fraction: float, seed: 
 
 
 def stream_dataset(data: RecognitionData, part: str, crop_size: int, magnitude_scale_px: float,
-                   seed: int) -> Dataset:
-    """The torch dataset of `part`: augmented for "train", centre-cropped otherwise."""
+                   seed: int, hflip: bool = True) -> Dataset:
+    """The torch dataset of `part`: augmented for "train" (random crops; left-right flips if `hflip`),
+    centre-cropped otherwise."""
     samples = getattr(data, part)
     load_size = int(round(crop_size * 286 / 256))
     if data.kind == "frames":
-        transform = (partial(augment_pair, load_size=load_size, crop_size=crop_size) if part == "train"
+        transform = (partial(augment_pair, load_size=load_size, crop_size=crop_size, flip=hflip) if part == "train"
                      else lambda rgb, flow, rng: center_pair(rgb, flow, crop_size))
         return FlowPairDataset(data.source, [s if isinstance(s, Sample) else Sample(*s) for s in samples],
                                magnitude_scale_px, transform, seed)
-    image_transform = (partial(augment_image, load_size=load_size, crop_size=crop_size) if part == "train"
+    image_transform = (partial(augment_image, load_size=load_size, crop_size=crop_size, flip=hflip) if part == "train"
                        else lambda rgb, rng: center_image(rgb, crop_size))
     return LabelledImageDataset([p for p, _ in samples], [y for _, y in samples], image_transform, seed)

@@ -73,7 +73,7 @@ def train_phi(config: TrainConfig, data: TrainingData, run_dir: str, tracking_ur
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     train_set, val_set = make_datasets(store, data, config.crop_size, config.resolved_load_size, magnitude_scale_px,
-                                       config.seed, config.frames_per_video)
+                                       config.seed, config.frames_per_video, config.phi.hflip)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.phi.lr, weight_decay=config.phi.weight_decay)
     ckpt_path = join(run_dir, "phi.pt")

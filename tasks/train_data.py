@@ -46,13 +46,17 @@ def select_training_data(store: FlowStore, val_fraction: float, seed: int) -> Tr
 
 
 def make_datasets(store: FlowStore, data: TrainingData, crop_size: int, load_size: int, magnitude_scale_px: float,
-                  seed: int, frames_per_video: int | None) -> tuple[FlowPairDataset, FlowPairDataset]:
-    """Augmented training set and centre-cropped validation set."""
+                  seed: int, frames_per_video: int | None, hflip: bool = True) -> tuple[FlowPairDataset, FlowPairDataset]:
+    """Augmented training set (random crops; left-right flips if `hflip`) and centre-cropped validation set.
+
+    G keeps flips (a mirrored frame's true flow is the mirrored flow); a classifier of classes that are
+    each other's mirror images must not see them (a flipped "swim left" clip is a "swim right" one).
+    """
     records = store.records(complete_only=True)  # read once for both: on an object store, a request per video
     train_samples = sample_index(store, data.train_videos, data.label_of, frames_per_video, records)
     val_samples = sample_index(store, data.val_videos, data.label_of, frames_per_video, records)
     train = FlowPairDataset(store.url, train_samples, magnitude_scale_px,
-                            partial(augment_pair, load_size=load_size, crop_size=crop_size), seed)
+                            partial(augment_pair, load_size=load_size, crop_size=crop_size, flip=hflip), seed)
     val = FlowPairDataset(store.url, val_samples, magnitude_scale_px,
                           lambda rgb, flow, rng: center_pair(rgb, flow, crop_size), seed)
     return train, val

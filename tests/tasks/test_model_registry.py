@@ -65,8 +65,27 @@ def test_registered_generator_round_trips_with_alias_and_versions(tmp_path, mlfl
         got = load_generator(f"models:/im2flow-generator{'/' if ref[0] != '@' else ''}{ref}", None, mlflow_uri)
         want = load_generator_export(path).state_dict()
         assert all(torch.equal(v, want[k]) for k, v in got.state_dict().items())
-    with pytest.raises(ValueError, match="cannot load model models:/im2flow-generator@nope"):
-        load_generator("models:/im2flow-generator@nope", None, mlflow_uri)
+    for missing in ("models:/im2flow-generator@nope", "models:/im2flow-generator/9", "models:/other@champion"):
+        with pytest.raises(ValueError, match=f"model {missing} not found in {mlflow_uri}"):
+            load_generator(missing, None, mlflow_uri)
+
+
+def test_the_registered_model_resolves_in_the_given_store_whatever_the_current_folder(tmp_path, mlflow_uri,
+                                                                                      monkeypatch):
+    export = _export(tmp_path / "generator_final.pt")
+    register_generator(export, mlflow_uri, _run(mlflow_uri), "im2flow-generator", "champion")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    # MLflow's process-wide URIs fall back to this folder's (absent) store, as in a fresh process started here.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", None)
+    loaded = load_generator(None, None, mlflow_uri)
+    want = load_generator_export(export).state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in loaded.state_dict().items())
+    assert list(elsewhere.iterdir()) == []  # no mlflow.db created here
 
 
 def _register_folder(uri: str, folder) -> str:
