@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from flows.cli_base import (  # noqa: F401
+    START_API_EARLY,
     ConfigFile,
     DaskAddress,
     WorkDir,
@@ -387,7 +388,7 @@ def main() -> None:
     ends any command with one line naming it, not a traceback.
     """
     try:
-        app()
+        app(obj=START_API_EARLY)
     except OSError as exc:
         from rich.markup import escape
 

@@ -68,6 +68,10 @@ def _model_tracking_uri(model: str | None, work_dir: str | None) -> str | None:
     return None if model and is_model_file(model) else existing_tracking_uri(work_dir)
 
 
+START_API_EARLY = "start-prefect-api-early"
+"""`ctx.obj` of the console script: start Prefect's temporary API as the command starts, not when a flow
+first needs it. In-process callers (tests, notebooks) keep Prefect's own behaviour."""
+
 # Commands that run Prefect flows: their INFO lines go to a log file (flows.console_logging).
 _LOGGED_COMMANDS = {"ingest", "extract", "train", "predict", "evaluate", "recognize", "potential", "pipeline",
                     "serve", "demo", "export", "import-flow"}
@@ -89,6 +93,9 @@ def _global_options(ctx: typer.Context, verbose: Annotated[bool, typer.Option(
     if not os.environ.get("PREFECT_API_URL") and not (home / "prefect.db").exists():
         console.print(f"[dim]first run: preparing Prefect's local database in {home} (about half a minute)[/dim]",
                       soft_wrap=True)
+    if ctx.obj == START_API_EARLY:  # the console script (flows.cli.main), not an in-process caller such as a test
+        from flows.temporary_api import start_in_background
+        start_in_background()  # boots while the command imports and sets up (flows.temporary_api)
 
 
 def _work_dir_of(ctx: typer.Context, name: str) -> str | None:

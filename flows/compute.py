@@ -64,9 +64,14 @@ def worker_prefect_environ() -> dict[str, object]:
         return {}
     from prefect.server.api.server import SubprocessASGIServer
 
-    server = SubprocessASGIServer()  # the one this process's flows use (one per process)
-    server.start()  # a no-op when it runs already
-    return {"distributed.nanny.pre-spawn-environ.PREFECT_API_URL": server.api_url}
+    from flows.temporary_api import booting_api_url
+
+    url = booting_api_url()  # started in the background by the CLI: the cluster starts while it boots
+    if url is None:
+        server = SubprocessASGIServer()  # the one this process's flows use (one per process)
+        server.start()  # a no-op when it runs already
+        url = server.api_url
+    return {"distributed.nanny.pre-spawn-environ.PREFECT_API_URL": url}
 
 
 def task_runner(address: str) -> DaskTaskRunner:

@@ -8,7 +8,11 @@ ball squashes near the floor), and pairs of actions look alike in one frame but 
 pinwheels turning opposite ways). A pendulum or a ball in flight has no front to face: its pose
 alone cannot say which way it goes, so these two leave a motion trail (faint copies of the figure
 where it was a fraction of a frame earlier, as a camera's exposure smears a fast object), which
-shows where it moves and how fast, and nothing where it hangs still. All clips are
+shows where it moves and how fast, and nothing where it hangs still. Figures have a dark rim, as
+shading outlines solid objects, so they stand out on any background, and each action happens in its
+kind of place (`PLACES`), shared by the two actions of a pair: a still frame's scene tells which
+kind of action it is, its motion cue which of the pair. The cues are sized to survive the demo's
+64 px frames (a walker's nose and forward arm; a runner's stronger lean, wider stride and pumping arms). All clips are
 `(T, H, W, 3) uint8` RGB.
 """
 
@@ -75,11 +79,15 @@ def _shape_mask(action: str) -> np.ndarray:
         cv2.fillPoly(m, [_pts([(4, -6), (-4, -13), (-6, -6)])], 255, aa)
         cv2.circle(m, (33 * s, 21 * s), 2 * s, 0, -1, aa)  # the eye: a hole, so it shows the background
     elif action in ("walk", "run"):  # an upright figure facing +x (nose), two legs
-        spread = 9 if action == "run" else 4  # a runner's stride is wider
+        spread = 12 if action == "run" else 4  # a runner's stride is wider
         cv2.circle(m, (24 * s, 8 * s), 5 * s, 255, -1, aa)
         cv2.fillPoly(m, [_pts([(3, -19), (10, -16), (3, -12)])], 255, aa)  # a nose big enough to see at 64 px
         cv2.ellipse(m, (24 * s, 21 * s), (5 * s, 9 * s), 0, 0, 360, 255, -1, aa)
-        cv2.line(m, (25 * s, 16 * s), (34 * s, 22 * s), 255, 2 * s, aa)  # an arm swinging forward
+        if action == "run":  # arms pumping: one thrown forward and up, one back
+            cv2.line(m, (25 * s, 16 * s), (36 * s, 11 * s), 255, 2 * s, aa)
+            cv2.line(m, (23 * s, 16 * s), (12 * s, 22 * s), 255, 2 * s, aa)
+        else:  # an arm swinging gently forward
+            cv2.line(m, (25 * s, 16 * s), (34 * s, 22 * s), 255, 2 * s, aa)
         for dx in (-spread, spread):
             cv2.line(m, (24 * s, 28 * s), ((24 + dx) * s, 44 * s), 255, 3 * s, aa)
     elif action in ("spin_cw", "spin_ccw"):  # a pinwheel whose curved blades trail its spin
@@ -118,7 +126,7 @@ def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int,
     if action in ("walk", "run"):
         speed = rng.uniform(0.8, 1.2) * (3.0 if action == "run" else 1.0)
         direction = 1 if rng.random() < 0.5 else -1
-        lean = 18.0 if action == "run" else 8.0  # walkers lean into their step too, runners more
+        lean = 22.0 if action == "run" else 6.0  # walkers lean into their step a little, runners much more
         x0 = mid - direction * speed * (n_frames - 1) / 2
         y0 = rng.uniform(mid - 6, mid + 6)
         bob = 1.5 if action == "run" else 0.8
@@ -170,10 +178,27 @@ class SceneStyle:
     figure_texture: np.ndarray
 
 
-def make_scene_style(seed: int, size: int) -> SceneStyle:
-    """Background `(size, size, 3)` and figure texture `(S, S, 3)` uint8 for one group, by seed."""
+PLACES: dict[str, tuple[float, float, float]] = {
+    "swim_left": (40, 105, 175), "swim_right": (40, 105, 175),  # water
+    "walk": (150, 140, 115), "run": (150, 140, 115),  # a street
+    "spin_cw": (70, 150, 70), "spin_ccw": (70, 150, 70),  # a garden
+    "swing": (165, 110, 185),  # a playground
+    "bounce": (205, 125, 50),  # a court
+}
+"""Mean RGB of the places each action happens in. Actions happen in their kind of place, as real ones
+do (swimmers in water): the scene tells an action's kind, not its direction, since the two actions
+of a pair share a place (left and right swimmers alike); only the motion tells those apart."""
+
+
+def make_scene_style(seed: int, size: int, place: tuple[float, float, float] | None = None) -> SceneStyle:
+    """Background `(size, size, 3)` and figure texture `(S, S, 3)` uint8 for one group, by seed.
+
+    `place`: the background's mean RGB before a random shift of up to ±30 per channel (one of
+    `PLACES`); None: any colour.
+    """
     rng = np.random.default_rng(seed)
-    background = make_texture(rng, size)
+    palette = None if place is None else np.clip(np.asarray(place) + rng.uniform(-30, 30, size=3), 30, 225)
+    background = make_texture(rng, size, palette)
     # Dim the background a little so figures stand out, as foreground objects usually do.
     background = (background.astype(np.float32) * 0.8).astype(np.uint8)
     # The figure's colours oppose the background's, so it stays visible, as foreground usually is.

@@ -16,10 +16,10 @@ per-task cost through Dask (~0.12 s, DESIGN.md task granularity).
 """
 
 DEMO_TRAIN: dict[str, Any] = {
-    "generator": {"depth": 6, "ngf": 16, "input_size": 64, "n_dropout": 0}, "load_size": 72, "epochs": 12,
-    "batch_size": 16, "lr": 1e-3, "lr_decay_start": 6, "patience": 4,
+    "generator": {"depth": 6, "ngf": 16, "input_size": 64, "n_dropout": 0}, "load_size": 72, "epochs": 14,
+    "batch_size": 16, "lr": 1e-3, "lr_decay_start": 7, "patience": 4,
     "loss": {"magnitude_norm": "l1", "pixel_weight": 150.0},
-    "phi": {"base_width": 16, "blocks": (1, 1, 1, 1), "stem": "small", "epochs": 4, "patience": 3, "hflip": False},
+    "phi": {"base_width": 16, "blocks": (1, 1, 1, 1), "stem": "small", "epochs": 3, "patience": 3, "hflip": False},
 }
 """A small U-Net and φ for CPUs; the paper's configuration (depth 8, ngf 64, 256 px) is the default.
 
@@ -44,9 +44,16 @@ flipped frame's true flow is the flipped flow.
 
 _DEMO_STREAM: dict[str, Any] = {"base_width": 16, "blocks": (1, 1, 1, 1), "stem": "imagenet", "epochs": 6,
                                 "patience": 3, "hflip": False}
-DEMO_RECOGNIZE: dict[str, Any] = {"seeds": (0, 1, 2), "frames_per_video": 3, "appearance": _DEMO_STREAM,
+DEMO_RECOGNIZE: dict[str, Any] = {"seeds": (0, 1, 2), "frames_per_video": 3, "oracle": False,
+                                  "appearance": {**_DEMO_STREAM, "epochs": 8, "patience": 8, "lr": 3e-3},
                                   "motion": _DEMO_STREAM}
-"""Small recognition streams for CPUs (width 16), three seeds (the accuracy table reports mean ± std)."""
+"""Small recognition streams for CPUs (width 16), three seeds (the accuracy table reports mean ± std).
+
+The appearance stream trains 8 epochs at lr 3e-3 without early stopping: at 6 epochs and lr 1e-3
+it had not learnt the frames (validation accuracy 0.49 vs 0.79, measured side by side). No oracle
+stream (true flow) in the demo: it costs 40 s of the demo's 10 minutes and is not part of the
+paper's table; `--set recognize.oracle=true` adds it (it scored 0.97 on the demo data).
+"""
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
