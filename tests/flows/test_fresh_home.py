@@ -23,6 +23,7 @@ pytestmark = pytest.mark.services  # starts a temporary Prefect API and a Dask c
 def test_the_first_command_on_a_fresh_home_beside_a_busy_process_works_and_says_it_is_preparing(tmp_path):
     for label in ("Run", "Walk"):
         for i in range(2):
+            (tmp_path / "clips" / label).mkdir(parents=True, exist_ok=True)
             write_video(tmp_path / "clips" / label / f"v{i}.avi", panning_frames(5, 32, 32, dx=1 + i), "MJPG")
     home = tmp_path / "home"
     home.mkdir()
