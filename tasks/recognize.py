@@ -107,7 +107,7 @@ def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream,
     classifier = FlowClassifier(classifier_config(settings, len(data.labels)))
     if stream == "motion" and config.motion_init == "phi":
         load_state_dict_file(classifier, str(config.phi_weights))
-    model = build_stream(stream, classifier, generator).to(device)
+    model = build_stream(stream, classifier, generator).to(device, memory_format=torch.channels_last)  # tasks.train
     train_set, val_set, test_set = (stream_dataset(data, part, crop, scale, seed, settings.hflip)
                                     for part in ("train", "val", "test"))
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)

@@ -74,7 +74,7 @@ def train_phi(config: TrainConfig, data: TrainingData, run_dir: str, tracking_ur
     torch.manual_seed(config.seed)
     train_set, val_set = make_datasets(store, data, config.crop_size, config.resolved_load_size, magnitude_scale_px,
                                        config.seed, config.frames_per_video, config.phi.hflip)
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)  # see train_generator
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.phi.lr, weight_decay=config.phi.weight_decay)
     ckpt_path = join(run_dir, "phi.pt")
     ckpt, state, run_id, best_state = _resume(ckpt_path, {"model": model, "optimizer": optimizer}, "φ")
@@ -141,7 +141,9 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
     train_set, val_set = make_datasets(store, data, config.crop_size, config.resolved_load_size, magnitude_scale_px,
                                        config.seed, config.frames_per_video)
     gen_config = config.generator.model_copy(update={"magnitude_scale_px": magnitude_scale_px})
-    generator = UNetGenerator(gen_config).to(device)
+    # Channels-last weights: convolutions run 1.19× faster on CPU (G + φ step at 64 px, side by side);
+    # inputs stay NCHW (the first convolution converts), checkpoints load into either layout.
+    generator = UNetGenerator(gen_config).to(device, memory_format=torch.channels_last)
     phi = None
     if config.loss.content_weight > 0:
         if phi_path is None:
@@ -149,7 +151,7 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
         phi = FlowClassifier(phi_config(config, len(data.labels)))
         with local_copy(phi_path) as local:
             load_state_dict_file(phi, local)
-        phi.to(device)
+        phi.to(device, memory_format=torch.channels_last)
     loss = Im2FlowLoss(config.loss, phi)
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     decay_start = config.lr_decay_start if config.lr_decay_start is not None else config.epochs
