@@ -17,6 +17,7 @@ Run: python benchmarks/demo_time.py [--burners 1] [--keep DIR] [--python python3
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import subprocess
@@ -66,7 +67,7 @@ def clean_env(home: Path) -> dict[str, str]:
 
 
 def timed(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> float:
-    """Run `args` (a shell line if one string) in `cwd`; its output to `log`; seconds; fails on a non-zero exit."""
+    """Seconds `args` take to run in `cwd` with `env`, output appended to `log`; exits naming it if it fails."""
     started = time.perf_counter()
     with open(log, "ab") as out:
         code = subprocess.run(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -80,17 +81,14 @@ def timed(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> float:
 
 def stage_seconds(work_dir: Path, python: Path, env: dict[str, str]) -> dict[str, float]:
     """`seconds_<stage>` of the newest pipeline run in `work_dir`/mlflow.db (read by the clone's own mlflow)."""
-    script = ("import json, sys\nfrom mlflow.tracking import MlflowClient\n"
+    script = ("import json\nfrom mlflow.tracking import MlflowClient\n"
               f"c = MlflowClient('sqlite:///{work_dir / 'mlflow.db'}')\n"
               "e = c.get_experiment_by_name('im2flow-pipeline')\n"
-              "r = c.search_runs([e.experiment_id], \"tags.mlflow.runName != ''\", order_by=['start_time DESC'],"
-              " max_results=20)\n"
+              "r = c.search_runs([e.experiment_id], order_by=['start_time DESC'], max_results=20)\n"
               "r = next(x for x in r if any(k.startswith('seconds_') for k in x.data.metrics))\n"
               "print(json.dumps({k.removeprefix('seconds_'): v for k, v in r.data.metrics.items()"
               " if k.startswith('seconds_')}))\n")
     out = subprocess.run([str(python), "-c", script], env=env, capture_output=True, text=True, check=True).stdout
-    import json
-
     return json.loads(out.strip().splitlines()[-1])
 
 

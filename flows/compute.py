@@ -62,16 +62,10 @@ def worker_prefect_environ() -> dict[str, object]:
 
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         return {}
-    from prefect.server.api.server import SubprocessASGIServer
+    from flows.temporary_api import api_url_for_workers
 
-    from flows.temporary_api import booting_api_url
-
-    url = booting_api_url()  # started in the background by the CLI: the cluster starts while it boots
-    if url is None:
-        server = SubprocessASGIServer()  # the one this process's flows use (one per process)
-        server.start()  # a no-op when it runs already
-        url = server.api_url
-    return {"distributed.nanny.pre-spawn-environ.PREFECT_API_URL": url}
+    # Started in the background by the CLI: the cluster starts while the API boots.
+    return {"distributed.nanny.pre-spawn-environ.PREFECT_API_URL": api_url_for_workers()}
 
 
 def task_runner(address: str) -> DaskTaskRunner:

@@ -50,13 +50,16 @@ def start_in_background() -> None:
     threading.Thread(target=boot, name="prefect-temporary-api", daemon=True).start()
 
 
-def booting_api_url() -> str | None:
-    """The URL of this process's temporary API once its port is chosen (it may still be booting), else None.
+def api_url_for_workers() -> str:
+    """The URL of this process's temporary API, for processes started now (local Dask workers).
 
-    For processes started meanwhile (local Dask workers): they only call it from tasks, after the
-    flow has started, by when it answers.
+    At once when the background start has chosen its port (the API may still be booting: workers
+    only call it from tasks, after the flow has started, by when it answers); otherwise the API is
+    started here (Prefect's own start, which waits until it answers).
     """
     from prefect.server.api.server import SubprocessASGIServer
 
-    server = SubprocessASGIServer()
-    return server.api_url if server.running and server.port is not None else None
+    server = SubprocessASGIServer()  # the one this process's flows use (one per process)
+    if not (server.running and server.port is not None):
+        server.start()
+    return server.api_url

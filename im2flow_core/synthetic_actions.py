@@ -12,8 +12,8 @@ shows where it moves and how fast, and nothing where it hangs still. Figures hav
 shading outlines solid objects, so they stand out on any background, and each action happens in its
 kind of place (`PLACES`), shared by the two actions of a pair: a still frame's scene tells which
 kind of action it is, its motion cue which of the pair. The cues are sized to survive the demo's
-64 px frames (a walker's nose and forward arm; a runner's stronger lean, wider stride and pumping arms). All clips are
-`(T, H, W, 3) uint8` RGB.
+64 px frames (a walker's nose and forward arm; a runner's stronger lean, wider stride and pumping
+arms). All clips are `(T, H, W, 3) uint8` RGB.
 """
 
 from __future__ import annotations
