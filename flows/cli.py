@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from flows.cli_base import (  # noqa: F401
-    START_API_EARLY,
     ConfigFile,
+    START_API_EARLY,
     DaskAddress,
     WorkDir,
     Workers,
@@ -45,8 +45,8 @@ def ingest(dataset_root: Annotated[str, typer.Argument(help="dataset folder, or 
         cfg = load_config(IngestConfig, config, "ingest", layout=layout, split_index=split_index,
                           test_fraction=test_fraction, seed=seed, workers=workers, dask_address=dask_address,
                           allow_shrink=allow_shrink or None)
-        _preflight(dask_address=cfg.dask_address)
         with dask_scheduler(cfg.workers, cfg.dask_address) as address:
+            _preflight(dask_address=cfg.dask_address)  # after the local cluster: it starts while the API boots
             summary = ingest_flow.with_options(task_runner=task_runner(address))(
                 dataset_root, work_dir, cfg, show_progress=True)
     except (ConfigError, DatasetError, ManifestError, RuntimeError) as exc:
@@ -78,12 +78,12 @@ def extract(work_dir: WorkDir,
                                          dask_address=dask_address, device=device, batch_size=batch_size,
                                          compile=compile)
         cfg = load_config(ExtractConfig, config, "extract", **overrides)
-        _preflight(dask_address=cfg.dask_address)
         if param:
             cfg = load_config(ExtractConfig, config, "extract", **overrides,
                               **{cfg.params_field: {**cfg.algorithm_params().model_dump(by_alias=True),
                                                        **_parse_params(param)}})
         with dask_scheduler(cfg.workers, cfg.dask_address) as address:
+            _preflight(dask_address=cfg.dask_address)  # after the local cluster: it starts while the API boots
             summary = extract_flow.with_options(task_runner=task_runner(address))(work_dir, cfg, show_progress=True)
     except (ConfigError, ManifestError, FlowStoreError, RuntimeError) as exc:
         _fail(str(exc))

@@ -68,13 +68,21 @@ def _model_tracking_uri(model: str | None, work_dir: str | None) -> str | None:
     return None if model and is_model_file(model) else existing_tracking_uri(work_dir)
 
 
-START_API_EARLY = "start-prefect-api-early"
-"""`ctx.obj` of the console script: start Prefect's temporary API as the command starts, not when a flow
-first needs it. In-process callers (tests, notebooks) keep Prefect's own behaviour."""
-
 # Commands that run Prefect flows: their INFO lines go to a log file (flows.console_logging).
 _LOGGED_COMMANDS = {"ingest", "extract", "train", "predict", "evaluate", "recognize", "potential", "pipeline",
                     "serve", "demo", "export", "import-flow"}
+
+START_API_EARLY = "start-prefect-api-early"
+"""`ctx.obj` of the console script: start Prefect's temporary API as the command starts, not when a flow
+first needs it (flows.temporary_api). In-process callers (tests, notebooks) keep Prefect's own behaviour."""
+
+# Commands whose flows need a Prefect API. Not `predict` (no flow) or `serve` (needs a server that outlives it).
+EARLY_API_COMMANDS = _LOGGED_COMMANDS - {"predict", "serve"}
+
+
+def starts_api_early(obj: object, name: str | None, args: list[str]) -> bool:
+    """Whether the command `name` (arguments `args`), called with context object `obj`, starts the temporary API now."""
+    return obj == START_API_EARLY and name in EARLY_API_COMMANDS and not {"--help", "-h"} & set(args)
 
 
 @app.callback()
@@ -89,13 +97,24 @@ def _global_options(ctx: typer.Context, verbose: Annotated[bool, typer.Option(
     log_file = configure_logging(_work_dir_of(ctx, name), name, verbose or bool(os.environ.get("IM2FLOW_VERBOSE")))
     if log_file is not None:
         console.print(f"[dim]log: {log_file}[/dim]", soft_wrap=True)
+    import sys
+
+    if starts_api_early(ctx.obj, name, sys.argv[1:]):
+        from flows.temporary_api import start_early
+
+        # Boots while the command imports and sets up; the preflight waits for it.
+        if start_early() is not None:
+            announce_first_run()
+    elif name in EARLY_API_COMMANDS and not os.environ.get("PREFECT_API_URL"):
+        announce_first_run()  # Prefect starts its temporary API when the flow needs it, unless one is configured
+
+
+def announce_first_run() -> None:
+    """Say so when Prefect's temporary API is about to create its database (a fresh Prefect home): one line."""
     home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
-    if not os.environ.get("PREFECT_API_URL") and not (home / "prefect.db").exists():
+    if not (home / "prefect.db").exists():
         console.print(f"[dim]first run: preparing Prefect's local database in {home} (about half a minute)[/dim]",
                       soft_wrap=True)
-    if ctx.obj == START_API_EARLY:  # the console script (flows.cli.main), not an in-process caller such as a test
-        from flows.temporary_api import start_in_background
-        start_in_background()  # boots while the command imports and sets up (flows.temporary_api)
 
 
 def _work_dir_of(ctx: typer.Context, name: str) -> str | None:

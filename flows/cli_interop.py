@@ -47,8 +47,8 @@ def export(out: Annotated[str, typer.Option("--out", help="output folder (local 
                        if cfg.mlflow_tracking_uri is None else cfg.mlflow_tracking_uri)
             summary = export_flow(work_dir, out, cfg, images, show_progress=True)
         else:
-            _preflight(dask_address=cfg.dask_address)
             with dask_scheduler(cfg.workers, cfg.dask_address) as address:
+                _preflight(dask_address=cfg.dask_address)  # after the local cluster: it starts while the API boots
                 summary = export_flow.with_options(task_runner=task_runner(address))(
                     work_dir, out, cfg, images, show_progress=True)
     except (ConfigError, FlowStoreError, ManifestError, RawframesError, ValueError, RuntimeError) as exc:
@@ -78,8 +78,8 @@ def import_flow(source: Annotated[str, typer.Argument(help="rawframes folder: <c
         cfg = load_config(ImportConfig, config, "import", format=format, bound_px=bound, layout=layout,
                           split_index=split_index, check_alignment=check_alignment, workers=workers,
                           dask_address=dask_address)
-        _preflight(dask_address=cfg.dask_address)
         with dask_scheduler(cfg.workers, cfg.dask_address) as address:
+            _preflight(dask_address=cfg.dask_address)  # after the local cluster: it starts while the API boots
             summary = run_import.with_options(task_runner=task_runner(address))(source, work_dir, cfg,
                                                                                show_progress=True)
     except (ConfigError, DatasetError, ManifestError, FlowStoreError, RawframesError, RuntimeError) as exc:

@@ -21,13 +21,15 @@ def dask_scheduler(workers: int | None = None, address: str | None = None) -> It
     The local cluster listens on 127.0.0.1 only (scheduler, workers and dashboard): whoever reaches a
     Dask scheduler can run any code on its workers. The local cluster has `workers` single-threaded worker processes (default: one per core), with
     glibc's adaptive malloc (see `worker_environ_overrides`), reporting to this process's Prefect API
-    (see `worker_prefect_environ`).
+    (see `worker_prefect_environ`), importing what tasks need as they start (flows.worker_preload).
     """
     if address:
         yield address
         return
     n_workers = workers or os.cpu_count() or 1
-    with dask.config.set({**worker_environ_overrides(), **worker_prefect_environ()}), LocalCluster(
+    preload = {"distributed.worker.preload": [*dask.config.get("distributed.worker.preload", []),
+                                              "flows.worker_preload"]}
+    with dask.config.set({**worker_environ_overrides(), **worker_prefect_environ(), **preload}), LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, host=LOOPBACK,
             dashboard_address=f"{LOOPBACK}:0") as cluster:
         yield cluster.scheduler_address

@@ -34,9 +34,18 @@ def check_services(tracking_uri: str | None = None, dask_address: str | None = N
 
 
 def check_prefect_api(url: str | None = None, timeout_s: float = 5.0) -> None:
-    """Fail unless the Prefect API at `url` (default: the configured one) answers its health check."""
+    """Fail unless the Prefect API at `url` (default: the configured one) answers its health check.
+
+    The command's own temporary API (flows.temporary_api) may still be booting: it is waited for.
+    """
+    from flows.temporary_api import started, wait_until_ready
+
     url = url or prefect_api_url()
     if url is None:
+        return
+    temporary = started()
+    if temporary is not None and url == temporary.url:
+        wait_until_ready()
         return
     try:
         response = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s)

@@ -16,7 +16,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+from im2flow_core.model_configs import STAGES
+
 
 
 class ClassifierConfig(BaseModel):

@@ -22,32 +22,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from im2flow_core.flow_classifier import STAGES, FlowClassifier
-
-
-class LossConfig(BaseModel):
-    """Weights and choices of the Im2Flow loss."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    pixel_weight: float = Field(50.0, ge=0)
-    content_weight: float = Field(1.0, ge=0, description="λ; 0 = pixel-only ablation")
-    content_norm: Literal["l1", "l2"] = "l1"
-    content_layers: tuple[str, ...] = ("layer2",)
-    magnitude_weighting: bool = True
-    magnitude_norm: Literal["l2", "l1"] = Field(
-        "l2", description="penalty on the M channel: l2 (the paper) or l1 (its median, 0 where motion is unsure)")
-    potential_weight: float = Field(0.0, ge=0, description="weight of |mean M̂ − mean M| per image (motion "
-                                                          "potential); 0 = the paper's loss")
-
-    @field_validator("content_layers")
-    @classmethod
-    def _known_layers(cls, layers: tuple[str, ...]) -> tuple[str, ...]:
-        if not layers or set(layers) - set(STAGES):
-            raise ValueError(f"must be a non-empty subset of {STAGES}, got {layers}")
-        return layers
+from im2flow_core.flow_classifier import FlowClassifier
+from im2flow_core.model_configs import STAGES, LossConfig  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

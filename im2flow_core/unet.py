@@ -16,28 +16,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from torch.nn import functional as F
 
-
-class GeneratorConfig(BaseModel):
-    """Architecture of G. The paper's: depth 8, ngf 64 at 256 px (54 M parameters)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    depth: int = Field(8, ge=2, le=10, description="number of stride-2 downsamplings")
-    ngf: int = Field(64, ge=4, description="filters of the first layer; doubles up to 8×ngf")
-    n_dropout: int = Field(3, ge=0, description="innermost decoder blocks with dropout 0.5")
-    magnitude_scale_px: float = Field(30.0, gt=0, description="M (px) that maps to F3 = 1 in model space")
-    input_size: int = Field(256, ge=16, description="short side (px) of the frames G is trained and run at")
-    magnitude_activation: Literal["softplus", "relu", "abs"] = Field(
-        "softplus", description="F3 ≥ 0; on the demo relu and abs drove G towards 'nothing moves' (measured)")
-
-    @model_validator(mode="after")
-    def _input_fits_depth(self) -> GeneratorConfig:
-        if self.input_size % 2**self.depth:
-            raise ValueError(f"input_size {self.input_size} must be a multiple of 2**depth = {2**self.depth}")
-        return self
+from im2flow_core.model_configs import GeneratorConfig  # noqa: F401 - re-exported
 
 
 class _Block(nn.Module):

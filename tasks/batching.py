@@ -14,16 +14,18 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def batches_by_work(items: Sequence[T], work: Callable[[T], float], per_task: float, min_tasks: int = 16) -> list[list[T]]:
+def batches_by_work(items: Sequence[T], work: Callable[[T], float], per_task: float, min_tasks: int = 16,
+                    min_per_task: float = 0.0) -> list[list[T]]:
     """Consecutive `items` grouped so each group carries about `per_task` work (e.g. frames), in order.
 
     The target shrinks to total / `min_tasks` on small jobs, so a few videos still spread over the
-    cluster and the progress bar moves; an item heavier than the target gets a group of its own.
+    cluster and the progress bar moves, but not below `min_per_task` (work worth a Prefect task's own
+    cost); an item heavier than the target gets a group of its own.
     """
     if not items:
         return []
     total = sum(work(item) for item in items)
-    target = max(1e-9, min(per_task, total / max(1, min_tasks)))
+    target = max(1e-9, min_per_task, min(per_task, total / max(1, min_tasks)))
     batches: list[list[T]] = [[]]
     carried = 0.0
     for item in items:
@@ -66,6 +68,11 @@ def extract_batches(rows: Sequence[Mapping[str, Any]], config: ExtractConfig) ->
     return batches_by_work(list(rows), work, config.seconds_per_task, MIN_TASKS)
 
 
+# Probing decodes every frame, at roughly 20-50 MB of compressed video a second on one core: below
+# about 2 MB a task would cost more in Prefect's own bookkeeping (≈ 0.1 s a task run) than in decoding.
+PROBE_MIN_MEGABYTES_PER_TASK = 2.0
+
+
 def probe_batches(entries: Sequence[Mapping[str, Any]], megabytes_per_task: float) -> list[list[Any]]:
     """Dataset entries grouped into probing tasks of about `megabytes_per_task` MB of video files (whole files)."""
     sizes = {}
@@ -74,4 +81,5 @@ def probe_batches(entries: Sequence[Mapping[str, Any]], megabytes_per_task: floa
             sizes[entry["path"]] = os.stat(entry["path"]).st_size / 1e6  # decoding cost grows with the file
         except OSError:
             sizes[entry["path"]] = 1.0
-    return batches_by_work(list(entries), lambda e: sizes[e["path"]], megabytes_per_task, MIN_TASKS)
+    return batches_by_work(list(entries), lambda e: sizes[e["path"]], megabytes_per_task, MIN_TASKS,
+                           min(megabytes_per_task, PROBE_MIN_MEGABYTES_PER_TASK))

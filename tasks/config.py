@@ -16,8 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from im2flow_core.flow_encoding import CHANNEL_NAMES, ZERO_MAGNITUDE_PX
-from im2flow_core.losses import LossConfig
-from im2flow_core.unet import GeneratorConfig
+from im2flow_core.model_configs import GeneratorConfig, LossConfig
 from im2flow_core.optical_flow import (DISParams, FarnebackParams, FlowAlgorithm, TVL1Params,
                                        implementation_name)
 from im2flow_storage.flow_compression import flow_compression

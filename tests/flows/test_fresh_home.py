@@ -41,5 +41,6 @@ def test_the_first_command_on_a_fresh_home_beside_a_busy_process_works_and_says_
     assert result.returncode == 0, output
     assert "first run: preparing Prefect's local database" in output, output
     assert "Traceback" not in output and "╭─" not in output and "Timed out" not in output, output
+    assert "View at" not in output  # the temporary API serves no UI: no links to it
     assert (home / ".prefect" / "prefect.db").is_file()  # the database it prepared, in the user's home
     assert (tmp_path / "w" / "manifest.parquet").is_file()

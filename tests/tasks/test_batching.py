@@ -43,3 +43,11 @@ def test_extract_and_probe_batches_follow_the_config(tmp_path):
     files.append({"path": str(tmp_path / "missing.avi")})  # unreadable: counted as 1 MB, still probed
     batches = probe_batches(files, megabytes_per_task=1.0)
     assert batches[0] == [files[0]] and sum(map(len, batches)) == 5
+    # Tiny clips are probed together: below PROBE_MIN_MEGABYTES_PER_TASK a task costs more than its decoding.
+    tiny = []
+    for i in range(16):
+        path = tmp_path / f"tiny{i}.avi"
+        path.write_bytes(b"x" * 20_000)
+        tiny.append({"path": str(path)})
+    assert probe_batches(tiny, megabytes_per_task=32.0) == [tiny]
+    assert len(probe_batches(tiny, megabytes_per_task=0.05)) == 8  # a smaller configured size still wins
