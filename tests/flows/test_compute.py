@@ -71,3 +71,24 @@ def test_local_workers_report_to_the_drivers_temporary_prefect_api(tmp_path):
     assert out["driver"].startswith("http://127.0.0.1:")
     # Every task ran against the driver's API; no worker started a server of its own.
     assert out["workers"] == [[out["driver"], False]] * 4
+
+
+def _preloaded(timeout_s: float = 60.0) -> dict:
+    import sys
+    import threading
+    import time
+
+    from flows.worker_preload import MODULES
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(t.name == "im2flow-preload" for t in threading.enumerate()):
+        time.sleep(0.05)
+    return {"modules": [m for m in MODULES if m in sys.modules], "torch": "torch" in sys.modules}
+
+
+def test_local_workers_import_what_tasks_need_as_they_start_but_not_torch():
+    from flows.worker_preload import MODULES
+
+    with dask_scheduler(workers=1) as address, Client(address) as client:
+        (out,) = client.run(_preloaded).values()
+    assert out == {"modules": list(MODULES), "torch": False}
