@@ -1,12 +1,9 @@
 """Two-stream static-image action recognition: late fusion, its weight, and accuracy measures.
 
-Scores are class probabilities `(N, C)` (softmax of each stream's logits). Late fusion pools the
-streams' log-probabilities (as TSN fuses the streams' class scores before the softmax):
-fused ∝ appearance^(1 − w) · motion^w, renormalised, with the motion weight w ∈ [0, 1]; a stream that
-is sure overrules one that hesitates, and one confidently wrong is not averaged away as in a
-linear pool. The weight minimises the validation log loss (`select_fusion_weight`), a smooth
-criterion on a few hundred frames where top-1 accuracy moves in steps; test scores never influence
-it. Video-level scores are the mean of the frame scores of a video.
+Scores are class probabilities `(N, C)` (softmax of each stream's logits). Late fusion
+(Simonyan & Zisserman 2014) averages them: fused = (1 − w) · appearance + w · motion, with the
+motion weight w ∈ [0, 1]. The weight is chosen on validation scores only (`select_fusion_weight`);
+test scores never influence it. Video-level scores are the mean of the frame scores of a video.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from torch import nn
 
 DEFAULT_WEIGHT_GRID = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 21))
 """Motion weights tried when the fusion weight is selected on validation data."""
-_FLOOR = 1e-12  # probabilities below this count as this in log space
 
 
 def softmax_scores(logits: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -29,27 +25,12 @@ def softmax_scores(logits: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def fuse(appearance: np.ndarray, motion: np.ndarray, motion_weight: float) -> np.ndarray:
-    """Late fusion of two `(N, C)` class-probability arrays: softmax((1 − w)·log appearance + w·log motion).
-
-    Returns `(N, C)` float64 probabilities (rows sum to 1); w = 0 gives `appearance`, w = 1 `motion`.
-    Probabilities are floored at 1e-12, so a zero does not veto a class outright.
-    """
+    """Late fusion `(1 − w) · appearance + w · motion` of two `(N, C)` score arrays."""
     if appearance.shape != motion.shape:
         raise ValueError(f"stream scores differ in shape: {appearance.shape} vs {motion.shape}")
     if not 0.0 <= motion_weight <= 1.0:
         raise ValueError(f"motion_weight must be in [0, 1], got {motion_weight}")
-    logits = ((1.0 - motion_weight) * np.log(np.clip(np.asarray(appearance, np.float64), _FLOOR, None))
-              + motion_weight * np.log(np.clip(np.asarray(motion, np.float64), _FLOOR, None)))
-    logits -= logits.max(axis=1, keepdims=True)
-    fused = np.exp(logits)
-    return fused / fused.sum(axis=1, keepdims=True)
-
-
-def log_loss(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mean negative log-probability of the true label, nats, of `(N, C)` class probabilities (floored at 1e-12)."""
-    labels = np.asarray(labels, np.int64)
-    picked = np.asarray(scores, np.float64)[np.arange(len(labels)), labels]
-    return float(-np.log(np.clip(picked, _FLOOR, None)).mean())
+    return (1.0 - motion_weight) * np.asarray(appearance, np.float64) + motion_weight * np.asarray(motion, np.float64)
 
 
 def top1_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -77,15 +58,19 @@ def confusion_matrix(scores: np.ndarray, labels: np.ndarray, num_classes: int) -
 
 def select_fusion_weight(val_appearance: np.ndarray, val_motion: np.ndarray, val_labels: np.ndarray,
                          grid: Sequence[float] = DEFAULT_WEIGHT_GRID) -> float:
-    """The motion weight of `grid` whose fused validation scores have the lowest log loss (`log_loss`).
+    """The motion weight of `grid` with the best validation top-1 accuracy of the fused scores.
 
-    Ties (within 1e-9 nats) go to the weight closest to 0.5 (equal weights), then the smaller.
+    Ties go to the weight closest to 0.5 (equal averaging, the paper's default), then the smaller.
     """
     if len(val_labels) == 0:
         raise ValueError("selecting the fusion weight needs validation samples")
-    losses = {float(w): log_loss(fuse(val_appearance, val_motion, float(w)), val_labels) for w in grid}
-    lowest = min(losses.values())
-    return min((w for w, loss in losses.items() if loss <= lowest + 1e-9), key=lambda w: (abs(w - 0.5), w))
+    best, best_key = 0.5, None
+    for w in grid:
+        acc = top1_accuracy(fuse(val_appearance, val_motion, float(w)), val_labels)
+        key = (acc, -abs(w - 0.5), -w)
+        if best_key is None or key > best_key:
+            best, best_key = float(w), key
+    return best
 
 
 def video_scores(scores: np.ndarray, video_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
