@@ -101,13 +101,27 @@ def artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+"""The experiment tag MLflow 3's UI reads to choose an experiment's view (its runs table, or GenAI's traces)."""
+EXPERIMENT_KIND = "custom_model_development"
+"""The kind of every experiment im2flow makes: the UI's "Model training" view, which opens on the runs.
+Untagged, MLflow's UI opened the demo's experiment on an empty GenAI overview ("Traces 0")."""
+
+
 def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """The id of experiment `name`, created (with its artifact location) if needed."""
+    """The id of experiment `name`, created (with its artifact location and kind tag) if needed.
+
+    An existing experiment without a kind (made before this, or by MLflow's defaults) gets
+    EXPERIMENT_KIND; a kind someone chose is kept.
+    """
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=artifact_location(tracking_uri),
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    if EXPERIMENT_KIND_TAG not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
 
 
 @contextmanager

@@ -74,6 +74,9 @@ def test_pipeline_on_external_dask_s3_mlflow_and_prefect_servers(tmp_path, datas
         # MLflow server: the parent run, its nested stage runs, the registered model
         client = MlflowClient(mlflow_uri)
         experiment = client.get_experiment_by_name("im2flow-pipeline")
+        for made in client.search_experiments():  # every experiment the run made opens on its runs in the UI
+            if made.name.startswith("im2flow-"):
+                assert made.tags.get("mlflow.experimentKind") == "custom_model_development", made.name
         parents = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'ext'")
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
         parent = parents[0]

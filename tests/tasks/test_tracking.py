@@ -3,7 +3,8 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tasks.tracking import TrackingNotConfigured, existing_tracking_uri, tracked_run
+from tasks.tracking import (EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TrackingNotConfigured, ensure_experiment,
+                            existing_tracking_uri, tracked_run)
 
 
 def test_reading_commands_name_a_missing_store_and_create_nothing(tmp_path, monkeypatch):
@@ -27,3 +28,18 @@ def test_a_run_id_the_store_does_not_hold_starts_a_new_run(mlflow_uri):
     assert run.info.run_name == "train" and run.data.tags["k"] == "v"
     with tracked_run(mlflow_uri, "im2flow-train", "train", run_id=first.info.run_id) as reopened:
         assert reopened.info.run_id == first.info.run_id
+
+
+def test_experiments_open_on_their_runs_in_mlflows_ui(mlflow_uri):
+    client = MlflowClient(mlflow_uri)
+    made = ensure_experiment(mlflow_uri, "im2flow-train")
+    assert client.get_experiment(made).tags[EXPERIMENT_KIND_TAG] == "custom_model_development" == EXPERIMENT_KIND
+    # One made without a kind (by an older version) gets it; a kind someone chose stays.
+    old = client.create_experiment("im2flow-evaluate")
+    assert EXPERIMENT_KIND_TAG not in client.get_experiment(old).tags
+    assert ensure_experiment(mlflow_uri, "im2flow-evaluate") == old
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    chosen = client.create_experiment("im2flow-recognize", tags={EXPERIMENT_KIND_TAG: "finetuning"})
+    ensure_experiment(mlflow_uri, "im2flow-recognize")
+    assert client.get_experiment(chosen).tags[EXPERIMENT_KIND_TAG] == "finetuning"
+
