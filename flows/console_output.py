@@ -54,3 +54,9 @@ def print_pipeline(result: dict[str, Any]) -> None:
                               f"[{r['kendall_low']:.3f}, {r['kendall_high']:.3f}] (95 % bootstrap)")
     console.print(f"MLflow parent run {result['run_id']} (experiment {result['experiment']}) in "
                   f"{result['tracking_uri']}; compare two runs with: im2flow compare RUN_A RUN_B")
+    from tasks.tracking import ui_run_url
+
+    url = ui_run_url(result["tracking_uri"], result["experiment_id"], result["run_id"])
+    served = result["tracking_uri"].startswith(("http://", "https://"))
+    how = "" if served else f" (`mlflow ui --backend-store-uri {result['tracking_uri']}`)"
+    console.print(f"in MLflow's UI{how}: {url}", soft_wrap=True)

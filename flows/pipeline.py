@@ -192,7 +192,7 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
     create_markdown_artifact(_summary_markdown(run_name, report, results, parent.info.run_id, tracking_uri),
                              key="pipeline-summary", description="Pipeline run summary")
     return {"stages": report, "results": results, "run_id": parent.info.run_id, "tracking_uri": tracking_uri,
-            "experiment": pipe.experiment}
+            "experiment": pipe.experiment, "experiment_id": parent.info.experiment_id}
 
 
 def _summary_markdown(run_name: str, report: list[dict[str, Any]], results: dict[str, dict[str, Any]],

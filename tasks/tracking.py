@@ -124,6 +124,16 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
     return experiment.experiment_id
 
 
+def ui_run_url(tracking_uri: str, experiment_id: str, run_id: str, local_ui: str = "http://127.0.0.1:5000") -> str:
+    """The page of run `run_id` in MLflow's UI: the tracking server's own, else `mlflow ui`'s default address.
+
+    With `?workflowType=machine_learning`: MLflow 3's UI otherwise shows its GenAI view (a per-browser
+    choice, GenAI by default), where an experiment opens on an empty traces overview.
+    """
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else local_ui
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
 @contextmanager
 def tracked_run(tracking_uri: str, experiment: str, name: str, run_id: str | None = None,
                 parent_run_id: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:

@@ -47,6 +47,7 @@ def test_pipeline_runs_reuses_and_processes_only_what_changed(tmp_path, prefect_
     # MLflow: one parent run, every stage's run nested under it, every config field a param, DESIGN's metric names
     client = MlflowClient(first["tracking_uri"])
     parent = client.get_run(first["run_id"])
+    assert first["experiment_id"] == parent.info.experiment_id  # for the UI link the console prints
     assert parent.data.params["train.epochs"] == "1" and parent.data.params["extract.short_side"] == "32"
     assert parent.data.tags["store_fingerprint"] == results["extract"]["fingerprint"]
     assert parent.data.tags["dataset"] == str(root) and parent.data.tags["git_commit"]

@@ -4,7 +4,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tasks.tracking import (EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TrackingNotConfigured, ensure_experiment,
-                            existing_tracking_uri, tracked_run)
+                            existing_tracking_uri, tracked_run, ui_run_url)
 
 
 def test_reading_commands_name_a_missing_store_and_create_nothing(tmp_path, monkeypatch):
@@ -42,4 +42,11 @@ def test_experiments_open_on_their_runs_in_mlflows_ui(mlflow_uri):
     chosen = client.create_experiment("im2flow-recognize", tags={EXPERIMENT_KIND_TAG: "finetuning"})
     ensure_experiment(mlflow_uri, "im2flow-recognize")
     assert client.get_experiment(chosen).tags[EXPERIMENT_KIND_TAG] == "finetuning"
+
+
+def test_run_links_open_mlflows_model_training_view():
+    assert ui_run_url("sqlite:////w/mlflow.db", "3", "abc") == \
+        "http://127.0.0.1:5000/#/experiments/3/runs/abc?workflowType=machine_learning"  # `mlflow ui`'s default
+    assert ui_run_url("http://tracking:5000/", "3", "abc") == \
+        "http://tracking:5000/#/experiments/3/runs/abc?workflowType=machine_learning"  # the server's own UI
 
