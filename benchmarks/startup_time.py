@@ -4,10 +4,10 @@ Writes 8 short clips (2 classes, MPEG-4 and Motion-JPEG, 96 px, 6 frames), then,
 each in fresh processes (as a user's command is):
 1. `im2flow ingest CLIPS --work-dir W` end to end (a new W each time), wall seconds;
 2. the same command's timeline, in one fresh process that runs the console script's `main` with
-   marks around its steps: Python, the CLI and Prefect's settings (the temporary Prefect API is spawned
-   first and boots while the rest goes on: flows.temporary_api), the command's imports, the local Dask cluster's start, waiting for the
-   API, the flow (scan, probing 8 clips on the workers, the manifest, Prefect's run records), and
-   the cluster's close and the exit;
+   marks around its steps: Python, the CLI and Prefect's settings (the temporary Prefect API is
+   spawned first and boots while the rest goes on: flows.temporary_api), the command's imports, the
+   local Dask cluster's start, waiting for the API, the flow (scan, probing 8 clips on the workers,
+   the manifest, Prefect's run records), and the cluster's close and the exit;
 and prints the median of each step, and the API's boot (start to answering), which runs beside
 the others. Target: ≤ 10 s end to end on a warm machine (issue 23). Uses this process's environment
 (its Prefect home: run it twice for "warm").

@@ -83,8 +83,8 @@ def test_a_configured_api_url_in_a_profile_is_respected(tmp_path):
     code = ("import json, sys; import flows.temporary_api as t\n"
             "t.boot_before_settings(); booting = t._booting.process; prefect_before = 'prefect' in sys.modules\n"
             "api = t.start_early(); from prefect.settings import PREFECT_API_URL\n"
-            "print(json.dumps({'api': api is not None, 'url': PREFECT_API_URL.value(), 'prefect_before': prefect_before,"
-            " 'booting_stopped': booting.poll() is not None}))")
+            "print(json.dumps({'api': api is not None, 'url': PREFECT_API_URL.value(),"
+            " 'prefect_before': prefect_before, 'booting_stopped': booting.poll() is not None}))")
     out = _run(code, {"PREFECT_PROFILES_PATH": str(profiles)}, tmp_path)
     # Spawned before Prefect was imported, it is stopped once the profile's API is known; the profile wins.
     assert out == {"api": False, "url": "http://127.0.0.1:9/api", "prefect_before": False, "booting_stopped": True}

@@ -3,8 +3,15 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tasks.tracking import (EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TrackingNotConfigured, ensure_experiment,
-                            existing_tracking_uri, tracked_run, ui_run_url)
+from tasks.tracking import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    TrackingNotConfigured,
+    ensure_experiment,
+    existing_tracking_uri,
+    tracked_run,
+    ui_run_url,
+)
 
 
 def test_reading_commands_name_a_missing_store_and_create_nothing(tmp_path, monkeypatch):
