@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from flows.cli_base import (  # noqa: F401
-    ConfigFile,
     START_API_EARLY,
+    ConfigFile,
     DaskAddress,
     WorkDir,
     Workers,

@@ -10,7 +10,6 @@ import dask
 from distributed import LocalCluster
 from prefect_dask import DaskTaskRunner
 
-
 LOOPBACK = "127.0.0.1"
 
 

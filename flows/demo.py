@@ -14,9 +14,10 @@ from im2flow_storage.images import write_rgb_image
 from im2flow_storage.paths import predictions_url
 from tasks.models import load_generator_export
 from tasks.predict import predict_images
+from tasks.run_labels import run_name
 
 
-@task(name="generate-demo-dataset", persist_result=False)
+@task(name="generate-demo-dataset", task_run_name="generate-demo-dataset", persist_result=False)
 def generate_demo_dataset(root: str, seed: int) -> str:
     """Write the procedurally generated demo videos and split files under `root`, unless already there.
 
@@ -31,7 +32,7 @@ def generate_demo_dataset(root: str, seed: int) -> str:
     return root
 
 
-@task(name="predict-held-out-frames", persist_result=False)
+@task(name="predict-held-out-frames", task_run_name="predict-held-out-frames", persist_result=False)
 def predict_held_out(work_dir: str, model_path: str, n_videos: int = 8) -> list[dict[str, Any]]:
     """Predict flow for the middle frame of one test video per class; writes `work_dir`/predictions."""
     store = open_flow_store(work_dir)
@@ -50,7 +51,7 @@ def predict_held_out(work_dir: str, model_path: str, n_videos: int = 8) -> list[
     return predict_images(paths, load_generator_export(model_path), predictions_url(work_dir))
 
 
-@flow(name="demo", log_prints=True, persist_result=False)
+@flow(name="demo", flow_run_name=lambda: run_name("demo", "work_dir"), log_prints=True, persist_result=False)
 def demo_flow(work_dir: str, seed: int = 0, overrides: dict[str, dict[str, Any]] | None = None,
               show_progress: bool = False) -> dict[str, Any]:
     """Generate the demo dataset in `work_dir`/dataset, run the pipeline (preset `demo`) and predict."""

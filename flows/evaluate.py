@@ -9,10 +9,10 @@ import cv2
 import mlflow
 import numpy as np
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
 
-from flows.galleries import flow_row, potential_gallery, stack_rows
 from flows.previews import png_data_uri
+from im2flow_core.figures import flow_row, potential_gallery, stack_rows, tile
 from im2flow_core.flow_metrics import COLUMNS, PAPER_HEADERS, mean_scores
 from im2flow_storage import open_flow_store
 from im2flow_storage.paths import eval_url, potential_url, split_name
@@ -30,7 +30,8 @@ from tasks.potential import (
     still_images,
 )
 from tasks.progress import RunProgress
-from tasks.tracking import check_tracking, default_tracking_uri, git_commit, log_artifact_url, tracked_run
+from tasks.run_labels import publish_markdown, publish_table
+from tasks.tracking import check_tracking, default_tracking_uri, git_commit, log_artifact_url, now_ms, tracked_run
 from tasks.train_data import resolve_device
 
 
@@ -53,9 +54,9 @@ def markdown_table(table: list[dict[str, Any]], extra: str | None = None) -> str
     return "\n".join(lines)
 
 
-@task(name="write-report", persist_result=False)
-def write_report(out_dir: str, files: dict[str, str | bytes]) -> list[str]:
-    """Write the report files into `out_dir`; returns their URLs."""
+@task(name="write-report", task_run_name="write-{what}-report", persist_result=False)
+def write_report(out_dir: str, files: dict[str, str | bytes], what: str) -> list[str]:
+    """Write the report files of `what` (evaluation, potential, recognition) into `out_dir`; returns their URLs."""
     return write_report_files(out_dir, files)
 
 
@@ -68,7 +69,10 @@ def _examples_image(result: dict[str, Any], rows: list[dict[str, Any]], k: int) 
         ex = result["examples"][(r["video_id"], r["t"])]
         lines.append(flow_row(ex["rgb"], [ex["true"], ex["Im2Flow"], ex["Nearest neighbour"]],
                               f"{tag} {r['video_id']} t={r['t']} EPE {r['epe']:.2f}"))
-    return stack_rows(lines, "frame | true flow | Im2Flow | nearest neighbour")
+    first = result["examples"][(picks[0][1]["video_id"], picks[0][1]["t"])]["rgb"]
+    return stack_rows(lines, f"Best and worst {len(picks) // 2} test frames of Im2Flow by EPE (flows on one colour "
+                      "scale per row)", columns=["frame", "true flow", "Im2Flow", "nearest neighbour"],
+                      cell_width=tile(first).shape[1])
 
 
 @flow(name="evaluate", flow_run_name="evaluate-{config.split}", log_prints=True, persist_result=False)
@@ -78,6 +82,7 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progres
     `show_progress`: terminal bars (the Prefect UI always gets progress artifacts).
     """
     logger = get_run_logger()
+    started_ms = now_ms()  # the MLflow run spans the work, though it is opened after it
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)
     store = open_flow_store(work_dir, config.store_fingerprint, split_index=config.split_index)
@@ -88,10 +93,6 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progres
     truth = np.array([r["true_mean_magnitude"] for r in rows if r["method"] == "Im2Flow"])
     potential = agreement_table({m: np.array([r["potential_px"] for r in rows if r["method"] == m])
                                  for m in METHODS if any(r["method"] == m for r in rows)}, truth)
-    by_method = {r["method"]: r for r in potential}
-    for entry in table:
-        for stat in ("spearman", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high"):
-            entry[f"potential_{stat}"] = by_method[entry["method"]][stat]
     labels = sorted({r["label"] for r in rows})
     per_class = [{"method": m, "label": lab, "frames": sum(1 for r in rows if r["method"] == m and r["label"] == lab),
                   **mean_scores([r for r in rows if r["method"] == m and r["label"] == lab])}
@@ -104,11 +105,12 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progres
     files = {"table.csv": csv_text(table), "table.md": markdown + "\n", "potential.csv": csv_text(potential),
              "per_class.csv": csv_text(per_class),
              "per_image.csv": csv_text(rows), "examples.png": png.tobytes()}
-    paths = write_report(out_dir, files)
+    paths = write_report(out_dir, files, "evaluation")
     with tracked_run(tracking_uri, config.experiment, f"evaluate-{split_name(config.split, config.split_index)}",
                      tags={"store_fingerprint": store.fingerprint, "split": config.split,
                            "split_index": str(config.split_index or ""),
-                           "model": config.model or "registry alias", "git_commit": git_commit()}) as parent:
+                           "model": config.model or "registry alias", "git_commit": git_commit()},
+                     started_ms=started_ms) as parent:
         mlflow.log_params({"frames": len(rows) // len(METHODS), "train_frames_for_baselines": result["train_frames"],
                            **{k: str(v) for k, v in config.model_dump(mode="json").items()}})
         for path in paths:
@@ -119,13 +121,15 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progres
                 mlflow.log_metrics({k: v for k, v in entry.items() if k != "method" and math.isfinite(v)})
         im2flow = next(e for e in table if e["method"] == "Im2Flow")
         mlflow.log_metrics({k: v for k, v in im2flow.items() if k != "method" and math.isfinite(v)})
-    create_table_artifact([{"method": e["method"], **{PAPER_HEADERS.get(k, k): _fmt(v) for k, v in e.items()
-                                                       if k != "method"}} for e in table],
-                          key="evaluation-table", description=f"Flow prediction on the {config.split} split")
-    create_markdown_artifact(f"# Evaluation ({config.split})\n\n{markdown}\n\n![examples]({png_data_uri(examples)})",
-                             key="evaluation-report", description="Table and best/worst examples")
+    publish_table("evaluation-table", [{"method": e["method"], **{PAPER_HEADERS.get(k, k): _fmt(v)
+                                                                  for k, v in e.items() if k != "method"}}
+                                       for e in table],
+                  work_dir, f"Flow prediction on the {config.split} split")
+    publish_markdown("evaluation-report",
+                     f"# Evaluation ({config.split})\n\n{markdown}\n\n![examples]({png_data_uri(examples)})",
+                     work_dir, "Table and best/worst examples")
     logger.info("evaluation on %d frames:\n%s", len(rows) // len(METHODS), markdown)
-    return {"table": table, "markdown": markdown, "out_dir": out_dir, "run_id": parent.info.run_id}
+    return {"table": table, "markdown": markdown, "out_dir": out_dir, "run_id": parent.info.run_id, "files": paths}
 
 
 POTENTIAL_NOTE = ("Motion potential: the motion a still image implies, in pixels per frame at the image's own "
@@ -145,7 +149,17 @@ def agreement_markdown(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-@flow(name="potential", log_prints=True, persist_result=False)
+def _potential_run_name() -> str:
+    """`potential-<split>` (`potential-test-split2`) for a split's frames, `potential-images` for still images."""
+    params = flow_run.parameters
+    if params.get("images"):
+        return "potential-images"
+    config = params.get("config") or EvalConfig()
+    get = config.get if isinstance(config, dict) else lambda name, default=None: getattr(config, name, default)
+    return f"potential-{split_name(get('split', 'test'), get('split_index'))}"
+
+
+@flow(name="potential", flow_run_name=_potential_run_name, log_prints=True, persist_result=False)
 def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalConfig = EvalConfig(),
                    show_progress: bool = False) -> dict[str, Any]:
     """Rank still images (files or folders) by motion potential, or with `images` None `frames_per_video`
@@ -156,6 +170,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     bottom of the ranking, with their true motion when known) and skipped.csv; logs ρ and τ to MLflow.
     `show_progress`: terminal bars (the Prefect UI always gets progress artifacts).
     """
+    started_ms = now_ms()  # the MLflow run spans the work, though it is opened after it
     tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
     check_tracking(tracking_uri)
     generator = load_generator(config.model, work_dir, tracking_uri)
@@ -172,7 +187,7 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     else:
         paths = image_files(images)
         items, total = still_images(paths, problems), len(paths)
-    with RunProgress(total, "scoring motion potential", "potential-progress", show_progress) as progress:
+    with RunProgress(total, "scoring motion potential", show_progress) as progress:
         result = score_images(generator, progress.counted(items), device, config.batch_size, config.gallery_k,
                               config.fg_threshold_px)
     rows = result["rows"]
@@ -199,18 +214,20 @@ def potential_flow(work_dir: str, images: list[str] | None = None, config: EvalC
     if result["skipped"]:
         files["skipped.csv"] = csv_text([{"image": name, "error": problems.get(name, "cannot read as an image")}
                                          for name in result["skipped"]])
-    paths = write_report(out_dir, files)
+    paths = write_report(out_dir, files, "potential")
     run_name = "potential" if images or config.split_index is None else f"potential-split{config.split_index}"
-    with tracked_run(tracking_uri, config.experiment, run_name, tags={"git_commit": git_commit()}) as run:
+    with tracked_run(tracking_uri, config.experiment, run_name, tags={"git_commit": git_commit()},
+                     started_ms=started_ms) as run:
         for path in paths:
             log_artifact_url(path)
         mlflow.log_metrics({f"potential_{stat}_{r['method'].lower().replace(' ', '_')}": r[stat] for r in agreement
                             for stat in ("spearman", "spearman_low", "spearman_high", "kendall", "kendall_low",
                                          "kendall_high") if math.isfinite(r[stat])})
-    create_markdown_artifact(
-        "# Motion potential\n\n" + POTENTIAL_NOTE + "\n\n"
-        + (agreement_markdown(agreement) + "\n\n" if agreement else "")
-        + f"![gallery]({png_data_uri(gallery)})", key="motion-potential",
-        description="Images ranked by how much motion they imply")
+    publish_markdown("motion-potential",
+                     "# Motion potential\n\n" + POTENTIAL_NOTE + "\n\n"
+                     + (agreement_markdown(agreement) + "\n\n" if agreement else "")
+                     + f"![gallery]({png_data_uri(gallery)})",
+                     work_dir, "Images ranked by how much motion they imply")
     return {"ranking": table, "spearman": {r["method"]: r["spearman"] for r in agreement}, "agreement": agreement,
-            "skipped": result["skipped"], "skipped_errors": problems, "out_dir": out_dir, "run_id": run.info.run_id, "note": POTENTIAL_NOTE}
+            "skipped": result["skipped"], "skipped_errors": problems, "out_dir": out_dir, "run_id": run.info.run_id,
+            "note": POTENTIAL_NOTE, "files": paths}

@@ -25,6 +25,7 @@ from tasks.batching import batches_by_work
 from tasks.export import export_hallucinated_video, export_videos, with_frame_dirs
 from tasks.interop_config import ExportConfig
 from tasks.progress import RunProgress
+from tasks.run_labels import run_name
 
 REPORT_NAME = "im2flow_export_report.csv"
 REPORT_COLUMNS = ("frame_dir", "video_id", "label", "split", "status", "error", "n_frames", "n_flows", "n_clipped")
@@ -53,7 +54,7 @@ def _finish(root: Path, config: ExportConfig, outcomes: list[dict[str, Any]], cl
                "lists": [p.name for p in lists], "report": str(root / REPORT_NAME)}
     failures = [{"item": o.get("path") or o["frame_dir"] or o.get("video_id", ""), "error": o["error"]}
                 for o in failed]
-    publish_outcome("export", summary, failures, "Rawframes export", "not exported")
+    publish_outcome("export", summary, failures, str(root), "Rawframes export", "not exported")
     return {**summary, "failures": failures}
 
 
@@ -85,7 +86,7 @@ def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress
         store.url, batch, str(root), config.bound_px, config.jpeg_quality,
         batch[0]["video_id"] + (f"+{len(batch) - 1}" if len(batch) > 1 else ""), config.overwrite): batch
         for batch in batches}
-    outcomes = gather_batches(futures, "exporting rawframes", "export-progress", show_progress, lambda batch, exc: [
+    outcomes = gather_batches(futures, "exporting rawframes", show_progress, lambda batch, exc: [
         {**v, "status": "failed", "error": f"task crashed: {exc!r}", "n_frames": 0, "n_flows": 0, "n_clipped": 0}
         for v in batch])
     classes = sorted({v["label"] for v in videos})
@@ -136,7 +137,7 @@ def _hallucinated_export(work_dir: str | None, root: Path, config: ExportConfig,
     done = finished_videos(root)
     todo = [v for v in videos if done.get(v["frame_dir"], {}).get("video_id") != v["video_id"]]
     outcomes = list(unsafe)
-    with RunProgress(len(todo), "exporting hallucinated flow", "export-progress", show_progress) as progress:
+    with RunProgress(len(todo), "exporting hallucinated flow", show_progress) as progress:
         for video in todo:
             record = {k: video[k] for k in ("video_id", "label", "split", "frame_dir", "path") if k in video}
             problem = "cannot read as an image"
@@ -157,7 +158,7 @@ def _hallucinated_export(work_dir: str | None, root: Path, config: ExportConfig,
     return _finish(root, config, outcomes, classes, started, {"source": "hallucinated"})
 
 
-@flow(name="export", flow_run_name="export-rawframes", log_prints=True, persist_result=False)
+@flow(name="export", flow_run_name=lambda: run_name("export", "out"), log_prints=True, persist_result=False)
 def export_flow(work_dir: str | None, out: str, config: ExportConfig = ExportConfig(), images: list[str] | None = None,
                 show_progress: bool = False) -> dict[str, Any]:
     """Export to `out` (a local folder) in the rawframes layout (im2flow_storage.rawframes).

@@ -12,7 +12,6 @@ import dask
 import numpy as np
 import zarr
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.preflight import check_gpu_workers
 from flows.previews import flow_previews_markdown
@@ -24,6 +23,7 @@ from im2flow_storage.reports import write_extract_report
 from tasks.batching import extract_batches
 from tasks.config import ExtractConfig
 from tasks.extract import extract_videos
+from tasks.run_labels import publish_markdown, publish_table, summary_rows
 
 
 def library_versions() -> dict[str, str]:
@@ -97,7 +97,7 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
             store.url, batch, store_config, config.shard_frames, _task_name(batch), config.compute_options())
             for batch in batches]
     outcomes = gather_batches(dict(zip(futures, batches)), f"extracting {config.algorithm.value} flow",
-                              "extract-progress", show_progress, lambda batch, exc: _crashed(store, batch, exc))
+                              show_progress, lambda batch, exc: _crashed(store, batch, exc))
     elapsed = time.perf_counter() - started
     failed = [o for o in outcomes if o["status"] != "complete"]
     n_flows = sum(o["n_flows"] for o in outcomes)
@@ -107,15 +107,15 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
                "failed": len(failed), "frames": sum(o["n_frames"] for o in outcomes), "flows": n_flows,
                "seconds": round(elapsed, 2), "flows_per_s": round(n_flows / elapsed, 2) if elapsed else 0.0,
                "report": report}
-    create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="extract-summary",
-                          description="Extraction summary")
+    publish_table("extract-summary", summary_rows(summary), work_dir,
+                  "Extraction summary")
     done = [o["video_id"] for o in outcomes if o["status"] == "complete"]
     if done:
-        create_markdown_artifact(flow_previews_markdown(store, sorted(done)[:: max(1, len(done) // 6)]),
-                                 key="extract-flow-previews", description="Frames and their flow")
+        previews = flow_previews_markdown(store, sorted(done)[:: max(1, len(done) // 6)])
+        publish_markdown("extract-flow-previews", previews, work_dir, "Frames and their flow")
     if failed:
-        create_table_artifact([{"video_id": o["video_id"], "error": o["error"]} for o in failed],
-                              key="extract-failures", description=f"{len(failed)} videos failed")
+        publish_table("extract-failures", [{"video_id": o["video_id"], "error": o["error"]} for o in failed],
+                      work_dir, f"{len(failed)} videos failed")
         for o in failed:
             logger.warning("failed %s: %s", o["video_id"], o["error"])
     return summary

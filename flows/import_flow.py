@@ -16,10 +16,11 @@ from im2flow_storage.flow_store import create_flow_store
 from im2flow_storage.manifest import ManifestError, read_manifest, write_manifest
 from im2flow_storage.rawframes import RawframesError, local_root, read_annotation_lists, scan_rawframes
 from im2flow_storage.reports import write_import_report
-from tasks.config import ExtractConfig
 from tasks.batching import batches_by_work
+from tasks.config import ExtractConfig
 from tasks.import_flow import import_videos
 from tasks.interop_config import ImportConfig
+from tasks.run_labels import run_name
 
 
 def imported_store_config(source: Path, config: ImportConfig) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def _merge_manifest(work_dir: str, outcomes: list[dict[str, Any]]) -> str:
     return write_manifest(rows.values(), work_dir)
 
 
-@flow(name="import-flow", flow_run_name="import-rawframes", log_prints=True, persist_result=False)
+@flow(name="import-flow", flow_run_name=lambda: run_name("import", "source_dir"), log_prints=True, persist_result=False)
 def import_flow(source_dir: str, work_dir: str, config: ImportConfig = ImportConfig(),
                 show_progress: bool = False) -> dict[str, Any]:
     """Import the rawframes folders under `source_dir` into a flow store of `work_dir` (algorithm `imported`).
@@ -126,7 +127,7 @@ def import_flow(source_dir: str, work_dir: str, config: ImportConfig = ImportCon
     futures = {import_videos.with_options(retries=config.retries, retry_delay_seconds=1).submit(
         store.url, batch, config.bound_px, config.check_alignment, config.shard_frames,
         batch[0]["frame_dir"] + (f"+{len(batch) - 1}" if len(batch) > 1 else "")): batch for batch in batches}
-    outcomes = gather_batches(futures, "importing rawframes", "import-progress", show_progress, lambda batch, exc: [
+    outcomes = gather_batches(futures, "importing rawframes", show_progress, lambda batch, exc: [
         {"video_id": f["frame_dir"], "path": f["path"], "label": f["label"], "split": f["split"], "status": "failed",
          "error": f"task crashed: {exc!r}", "n_frames": 0, "n_flows": 0, "at_bound": 0, "numbering": "", "width": 0,
          "height": 0, "size_bytes": 0, "mtime": 0.0, "seconds": 0.0} for f in batch])
@@ -142,5 +143,5 @@ def import_flow(source_dir: str, work_dir: str, config: ImportConfig = ImportCon
                "values_at_bound": sum(o["at_bound"] for o in imported), "seconds": round(time.perf_counter() - started, 2),
                "manifest": manifest, "report": report}
     failures = [{"item": o["path"], "error": o["error"]} for o in failed]
-    publish_outcome("import", summary, failures, "Rawframes import", "not imported")
+    publish_outcome("import", summary, failures, work_dir, "Rawframes import", "not imported")
     return {**summary, "failures": failures}

@@ -8,7 +8,6 @@ from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
 from prefect.futures import as_completed
 
 from im2flow_storage.datasets import scan_dataset_with_evidence
@@ -17,6 +16,7 @@ from tasks.batching import probe_batches
 from tasks.config import IngestConfig
 from tasks.ingest import check_shrink, probe_videos
 from tasks.progress import RunProgress
+from tasks.run_labels import dataset_label, publish_table, run_name, summary_rows
 
 
 def _unchanged(entry: dict[str, Any], previous: dict[str, Any] | None) -> bool:
@@ -29,7 +29,8 @@ def _unchanged(entry: dict[str, Any], previous: dict[str, Any] | None) -> bool:
     return previous["size_bytes"] == stat.st_size and abs(previous["mtime"] - stat.st_mtime) < 1e-3
 
 
-@flow(name="ingest", flow_run_name="ingest-{dataset_root}", log_prints=True, persist_result=False)
+@flow(name="ingest", flow_run_name=lambda: run_name("ingest", "dataset_root", dataset=True),
+      log_prints=True, persist_result=False)
 def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestConfig(),
                 show_progress: bool = False) -> dict[str, Any]:
     """Write `work_dir`/manifest.parquet for the dataset at `dataset_root`; returns a summary.
@@ -59,7 +60,7 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
     batches = probe_batches(todo, config.megabytes_per_task)
     futures = [probe_videos.submit(b, config.min_frames, f"{b[0]['video_id']}+{len(b) - 1}", config.max_frame_pixels,
                                    config.max_frames) for b in batches]
-    with RunProgress(len(todo), "probing videos", "ingest-progress", show_progress) as progress:
+    with RunProgress(len(todo), "probing videos", show_progress) as progress:
         for future in as_completed(futures):
             batch = future.result()
             rows.extend(batch)
@@ -68,14 +69,14 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
     statuses = Counter(r["status"] for r in rows)
     splits = Counter(r["split"] for r in rows if r["status"] == "ok")
     bad = [r for r in rows if r["status"] != "ok"]
-    create_table_artifact(
-        [{"video_id": r["video_id"], "status": r["status"], "error": r["error"]} for r in bad] or
-        [{"video_id": "-", "status": "all ok", "error": ""}],
-        key="ingest-failures", description=f"Videos not usable ({len(bad)} of {len(rows)})")
+    publish_table("ingest-failures",
+                  [{"video_id": r["video_id"], "status": r["status"], "error": r["error"]} for r in bad] or
+                  [{"video_id": "-", "status": "all ok", "error": ""}],
+                  work_dir, f"Videos not usable ({len(bad)} of {len(rows)}) in {dataset_label(dataset_root)}")
     summary = {"manifest": url, "videos": len(rows), "probed": len(todo), "status": dict(statuses),
                "ok_by_split": dict(splits), "labels": len({r["label"] for r in rows}), "layout": layout}
-    create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="ingest-summary",
-                          description="Ingest summary")
+    publish_table("ingest-summary", summary_rows(summary), work_dir,
+                  f"Ingest summary of {dataset_label(dataset_root)}")
     # The first few unusable videos of this run, for the console (all of them are in the manifest).
     summary["failures"] = [{"item": r["path"], "error": f"{r['status']}: {r['error']}"}
                            for r in bad if r["video_id"] not in previous][:21]

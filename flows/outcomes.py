@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.artifacts import create_table_artifact
+
+from tasks.run_labels import publish_table, summary_rows
 
 
-def publish_outcome(stage: str, summary: dict[str, Any], failures: list[dict[str, str]], description: str,
-                    not_done: str) -> None:
-    """`<stage>-summary` table artifact; for failures (dicts with item and error) a `<stage>-failures` table
-    artifact and one warning each, saying they were `not_done` (e.g. "not exported")."""
-    create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key=f"{stage}-summary",
-                          description=description)
+def publish_outcome(stage: str, summary: dict[str, Any], failures: list[dict[str, str]], work_dir: str,
+                    description: str, not_done: str) -> None:
+    """`<stage>-summary` table artifact of `work_dir`; for failures (dicts with item and error) a
+    `<stage>-failures` table artifact and one warning each, saying they were `not_done` (e.g. "not exported")."""
+    publish_table(f"{stage}-summary", summary_rows(summary), work_dir,
+                  description)
     if failures:
-        create_table_artifact([{"item": f["item"], "error": f["error"]} for f in failures], key=f"{stage}-failures",
-                              description=f"{len(failures)} {not_done}")
+        publish_table(f"{stage}-failures", [{"item": f["item"], "error": f["error"]} for f in failures], work_dir,
+                      f"{len(failures)} {not_done}")
         logger = get_run_logger()
         for f in failures:
             logger.warning("%s %s: %s", not_done, f["item"], f["error"])

@@ -18,7 +18,6 @@ from typing import Any
 
 import mlflow
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from flows.compute import dask_scheduler, task_runner
@@ -32,10 +31,20 @@ from im2flow_storage import open_flow_store
 from im2flow_storage.datasets import check_official_splits, scan_dataset
 from im2flow_storage.digests import dataset_digest, digest, file_digest, manifest_digest, store_digest
 from im2flow_storage.paths import pipeline_cache_url
-from tasks.pipeline_config import PipelineConfigs, load_pipeline_configs
+from tasks.pipeline_config import PipelineConfigs, load_pipeline_configs, section_params
+from tasks.run_labels import dataset_label, publish_markdown, publish_table, run_name
 from tasks.split_report import split_summary
 from tasks.stages import run_stage
-from tasks.tracking import default_tracking_uri, flatten, git_commit, tracked_run
+from tasks.tracking import (
+    default_tracking_uri,
+    flatten,
+    git_commit,
+    log_parent_artifacts,
+    now_ms,
+    tracked_run,
+    ui_model_url,
+    ui_run_url,
+)
 
 HEADLINE_METRICS = {
     "ingest": {"videos": "ingest_videos", "probed": "ingest_probed"},
@@ -49,8 +58,9 @@ recognize log the DESIGN.md metric names: epe … os_fg, acc_appearance, acc_mot
 
 
 def _run_name() -> str:
-    root = flow_run.parameters.get("dataset_root", "dataset")
-    return f"pipeline-{Path(str(root)).name or 'dataset'}"
+    """`--run-name` when given, else `pipeline-<dataset label>` (`pipeline-ucf101`, `pipeline-im2flow-demo/dataset`)."""
+    chosen = ((flow_run.parameters.get("overrides") or {}).get("pipeline") or {}).get("run_name")
+    return str(chosen) if chosen else run_name("pipeline", "dataset_root", dataset=True)
 
 
 def headline_metrics(stage: str, summary: dict[str, Any]) -> dict[str, float]:
@@ -108,26 +118,29 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
     tags = {"dataset": str(Path(dataset_root).absolute()), "dataset_digest": data_digest, "work_dir": work_dir,
             "git_commit": git_commit(), "preset": pipe.preset, "stages": ",".join(pipe.stages),
             "prefect_flow_run_id": str(flow_run.id or "")}
-    run_name = pipe.run_name or _run_name()
+    parent_name = pipe.run_name or _run_name()
     with dask_scheduler(pipe.workers, pipe.dask_address) as address, \
-            tracked_run(tracking_uri, pipe.experiment, run_name, tags=tags) as parent:
+            tracked_run(tracking_uri, pipe.experiment, parent_name, tags=tags) as parent:
         mlflow.log_params(flatten(configs.as_params()))
-        logger.info("pipeline %s: stages %s; MLflow run %s in %s; Dask %s", run_name, ", ".join(pipe.stages),
+        logger.info("pipeline %s: stages %s; MLflow run %s in %s; Dask %s", parent_name, ", ".join(pipe.stages),
                     parent.info.run_id, tracking_uri, address)
 
         by_split: dict[int, dict[str, float]] = {}  # official split → its headline metrics
 
-        def stage(name: str, key_parts: list[Any], run: Callable[[], dict[str, Any]],
+        upstream: list[Any] = []  # the previous stage's handle: each stage waits for it (an edge in the graph)
+
+        def stage(name: str, key_parts: list[Any], run: Callable[[list[Any]], dict[str, Any]],
                   split_index: int | None = None) -> dict[str, Any] | None:
             if name not in pipe.stages:
                 return None
             # With several official splits, each split's stages are told apart: "train-split2".
             label = name if split_index is None else f"{name}-split{split_index}"
+            started_ms = now_ms()
             started = time.perf_counter()
-            state = run_stage(label, digest([work_dir, *key_parts]), cache_url, run, pipe.refresh, return_state=True)
-            summary = state.result()
+            outcome = run_stage(label, digest([work_dir, *key_parts]), cache_url, run, pipe.refresh, upstream)
+            upstream[:] = [outcome.handle]
+            summary, cached = outcome.summary, outcome.cached
             seconds = time.perf_counter() - started
-            cached = state.name == "Cached"
             results[label] = summary
             report.append({"stage": label, "status": "cached (inputs unchanged)" if cached else "ran",
                            "seconds": round(seconds, 1)})
@@ -138,13 +151,14 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
             mlflow.log_metrics({**metrics, f"seconds_{label}": seconds})
             mlflow.set_tag(f"stage_{label}", "cached" if cached else "ran")
             if cached or name in ("ingest", "extract"):
-                # Stages without MLflow runs of their own, and cached stages, get a nested run here.
-                source = summary.get("run_id") or summary.get("parent_run_id") or ""
-                with tracked_run(tracking_uri, pipe.experiment, label,
+                # Stages without MLflow runs of their own, and cached stages, get a nested run here that
+                # spans the stage's own start and end (it is recorded after the work).
+                source = summary.get("run_id") or summary.get("train_run_id") or ""
+                section = {"potential": "evaluate"}.get(name, name)
+                with tracked_run(tracking_uri, pipe.experiment, label, started_ms=started_ms,
                                  tags={"stage": name, "cached": str(cached).lower(), "source_run_id": str(source),
                                        "split_index": str(split_index or "")}):
-                    section = {"potential": "evaluate"}.get(name, name)
-                    mlflow.log_params(flatten(getattr(configs, section).model_dump(mode="json")))
+                    mlflow.log_params(flatten(section_params(getattr(configs, section))))
                     if metrics:
                         mlflow.log_metrics(metrics)
             logger.info("stage %s %s in %.1f s", name, "reused (cached)" if cached else "ran", seconds)
@@ -153,12 +167,12 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
         ingest_key = [str(Path(dataset_root).absolute()), data_digest,
                       ing.model_dump(mode="json", exclude={"workers", "dask_address"})]
         stage("ingest", ingest_key,
-              lambda: ingest_flow.with_options(task_runner=task_runner(address))(
-                  dataset_root, work_dir, ing, show_progress=show_progress))
+              lambda wait_for: ingest_flow.with_options(task_runner=task_runner(address))(
+                  dataset_root, work_dir, ing, show_progress=show_progress, wait_for=wait_for))
         ext = configs.extract
         extract = stage("extract", [manifest_digest(work_dir), ext.store_config()],
-                        lambda: extract_flow.with_options(task_runner=task_runner(address))(
-                            work_dir, ext, show_progress=show_progress))
+                        lambda wait_for: extract_flow.with_options(task_runner=task_runner(address))(
+                            work_dir, ext, show_progress=show_progress, wait_for=wait_for))
         fingerprint = configs.train.store_fingerprint or (extract or {}).get("fingerprint")
         needs_store = any(s in pipe.stages for s in ("train", "evaluate", "recognize", "potential"))
         store = open_flow_store(work_dir, fingerprint) if needs_store else None
@@ -171,35 +185,50 @@ def run_pipeline(dataset_root: str, work_dir: str, configs: PipelineConfigs,
             update = {"store_fingerprint": store.fingerprint if store else None, "split_index": split_index}
             train_cfg = configs.train.model_copy(update=update)
             train = stage("train", [content, train_cfg.content_dict()],
-                          lambda cfg=train_cfg: train_flow(work_dir, cfg, show_progress=show_progress), split_index)
+                          lambda wait_for, cfg=train_cfg: train_flow(work_dir, cfg, show_progress=show_progress,
+                                                                     wait_for=wait_for), split_index)
             model = (train or {}).get("export") or configs.evaluate.model
             # A model file is keyed by its size and mtime; a registry URI by its text (re-registering is not seen).
             model_key = file_digest(model) if model and not model.startswith(("models:/", "runs:/")) else str(model)
             eval_cfg = configs.evaluate.model_copy(update={**update, "model": model})
             stage("evaluate", [content, model_key, eval_cfg.model_dump(mode="json")],
-                  lambda cfg=eval_cfg: evaluate_flow(work_dir, cfg, show_progress=show_progress), split_index)
+                  lambda wait_for, cfg=eval_cfg: evaluate_flow(work_dir, cfg, show_progress=show_progress,
+                                                               wait_for=wait_for), split_index)
             rec_cfg = configs.recognize.model_copy(update={**update, "model": model})
             stage("recognize", [content, model_key, rec_cfg.content_dict()],
-                  lambda cfg=rec_cfg: recognize_flow(work_dir, cfg, show_progress=show_progress), split_index)
+                  lambda wait_for, cfg=rec_cfg: recognize_flow(work_dir, cfg, show_progress=show_progress,
+                                                                wait_for=wait_for), split_index)
             stage("potential", [content, model_key, eval_cfg.model_dump(mode="json")],
-                  lambda cfg=eval_cfg: potential_flow(work_dir, None, cfg, show_progress=show_progress), split_index)
+                  lambda wait_for, cfg=eval_cfg: potential_flow(work_dir, None, cfg, show_progress=show_progress,
+                                                                wait_for=wait_for), split_index)
         if by_split:
             results["splits"] = split_summary(by_split)
             mlflow.log_metrics({k: v for k, v in results["splits"]["mean"].items() if math.isfinite(v)})
         cached = [r["stage"] for r in report if r["status"] != "ran"]
         mlflow.set_tag("stages_cached", ",".join(cached) or "none")
-    create_table_artifact(report, key="pipeline-stages", description="Pipeline stages: ran or reused, and their time")
-    create_markdown_artifact(_summary_markdown(run_name, report, results, parent.info.run_id, tracking_uri),
-                             key="pipeline-summary", description="Pipeline run summary")
+        markdown = summary_markdown(parent_name, report, results, parent.info.run_id, tracking_uri,
+                                    parent.info.experiment_id)
+        # The parent run is what a user opens first: the headline, the reports and the model it registered.
+        log_parent_artifacts(markdown, results)
+    publish_table("pipeline-stages", report, work_dir, f"Pipeline stages of {dataset_label(dataset_root)}: "
+                  "ran or reused, and their time")
+    publish_markdown("pipeline-summary", markdown, work_dir, f"Pipeline run summary of {dataset_label(dataset_root)}")
     return {"stages": report, "results": results, "run_id": parent.info.run_id, "tracking_uri": tracking_uri,
-            "experiment": pipe.experiment, "experiment_id": parent.info.experiment_id}
+            "experiment": pipe.experiment, "experiment_id": parent.info.experiment_id, "markdown": markdown}
 
 
-def _summary_markdown(run_name: str, report: list[dict[str, Any]], results: dict[str, dict[str, Any]],
-                      run_id: str, tracking_uri: str) -> str:
-    lines = [f"# {run_name}", "", f"MLflow parent run `{run_id}` in `{tracking_uri}`.", "",
+def summary_markdown(run_name: str, report: list[dict[str, Any]], results: dict[str, dict[str, Any]],
+                     run_id: str, tracking_uri: str, experiment_id: str) -> str:
+    """The pipeline's headline as Markdown: stages and their time, the flow table, recognition, links."""
+    lines = [f"# {run_name}", "", f"MLflow parent run `{run_id}` in `{tracking_uri}`: "
+             f"[open in MLflow's UI]({ui_run_url(tracking_uri, experiment_id, run_id)}).", "",
              "| stage | status | seconds |", "|---|---|---|"]
     lines += [f"| {r['stage']} | {r['status']} | {r['seconds']} |" for r in report]
+    trained = [s for label, s in results.items() if label.split("-")[0] == "train" and s.get("model_version")]
+    for train in trained:
+        name = str(train["model_uri"]).removeprefix("models:/").split("@")[0]
+        lines += ["", f"Registered model: `{train['model_uri']}`, version {train['model_version']} "
+                  f"([open in MLflow's UI]({ui_model_url(tracking_uri, name, str(train['model_version']))}))."]
     if "splits" in results:
         lines += ["", "## Per official split, and their mean ± std", "", results["splits"]["markdown"]]
     if "evaluate" in results:

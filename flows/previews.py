@@ -7,7 +7,7 @@ import base64
 import cv2
 import numpy as np
 
-from flows.galleries import flow_row
+from im2flow_core.figures import MIN_TILE_PX, flow_row
 from im2flow_storage.flow_store import FlowStore
 
 # Prefect's server drops an event over 1.5 MB (PREFECT_EVENTS_MAXIMUM_SIZE_BYTES), and an artifact's
@@ -46,7 +46,8 @@ def flow_previews_markdown(store: FlowStore, video_ids: list[str], max_videos: i
             continue
         t = record.n_flows // 2
         rgb, flow = store.read_pair(video_id, t)
-        strip = flow_row(rgb, [flow], video_id, tile=round(rgb.shape[0] * width / rgb.shape[1]))
+        height = max(MIN_TILE_PX, round(rgb.shape[0] * width / rgb.shape[1]))
+        strip = flow_row(rgb, [flow], f"{video_id}: frame | flow", tile_px=height)
         peak = float(np.hypot(flow[..., 0], flow[..., 1]).max())
         lines += [f"**{video_id}** ({record.label}) — frame {t}, max {peak:.2f} px", "",
                   f"![{video_id}]({png_data_uri(strip, ARTIFACT_IMAGE_BUDGET // max(1, max_videos))})", ""]

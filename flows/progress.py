@@ -10,7 +10,7 @@ from prefect.futures import as_completed
 from tasks.progress import RunProgress
 
 
-def gather_batches(futures: dict[Any, list[dict[str, Any]]], description: str, artifact_key: str, show: bool,
+def gather_batches(futures: dict[Any, list[dict[str, Any]]], description: str, show: bool,
                    crashed: Callable[[list[dict[str, Any]], Exception], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The outcomes of Prefect task futures, each running one batch (future → its batch), as they finish.
 
@@ -18,7 +18,7 @@ def gather_batches(futures: dict[Any, list[dict[str, Any]]], description: str, a
     `crashed(batch, exception)` instead, so every item of the batch is recorded.
     """
     outcomes: list[dict[str, Any]] = []
-    with RunProgress(sum(len(b) for b in futures.values()), description, artifact_key, show) as progress:
+    with RunProgress(sum(len(b) for b in futures.values()), description, show) as progress:
         for future in as_completed(list(futures)):
             try:
                 batch_outcomes = future.result()

@@ -17,13 +17,19 @@ import cv2
 import mlflow
 import numpy as np
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.evaluate import write_report
-from flows.galleries import confusion_image
 from flows.previews import ARTIFACT_IMAGE_BUDGET, png_data_uri
-from im2flow_core.recognition import (confusion_matrix, fuse, mean_class_accuracy, select_fusion_weight, top1_accuracy,
-                                      video_labels, video_scores)
+from im2flow_core.figures import confusion_image
+from im2flow_core.recognition import (
+    confusion_matrix,
+    fuse,
+    mean_class_accuracy,
+    select_fusion_weight,
+    top1_accuracy,
+    video_labels,
+    video_scores,
+)
 from im2flow_storage import open_flow_store
 from im2flow_storage.checkpoints import save_checkpoint
 from im2flow_storage.flow_store import config_fingerprint
@@ -33,6 +39,7 @@ from tasks.config import RecognizeConfig
 from tasks.models import load_generator
 from tasks.recognize import STREAMS, train_stream
 from tasks.recognize_data import RecognitionData, frames_data, images_data
+from tasks.run_labels import publish_markdown, publish_table
 from tasks.tracking import check_tracking, default_tracking_uri, flatten, git_commit, log_artifact_url, tracked_run
 
 METHODS = ("appearance", "motion", "fused", "oracle", "fused_oracle")
@@ -154,7 +161,7 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig(),
             files[f"confusion_{method}.png"] = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
         if data.skipped:
             files["skipped.csv"] = csv_text(data.skipped)
-        paths = write_report(run_dir, files)
+        paths = write_report(run_dir, files, "recognition")
         for path in paths:
             log_artifact_url(path, "report")
         metrics: dict[str, float] = {}
@@ -165,18 +172,19 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig(),
             if math.isfinite(e["motion_weight"]):
                 metrics[f"motion_weight_{name}"] = e["motion_weight"]
         mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
-    create_table_artifact([{"method": e["method"], "top-1 (frames)": _fmt(e["acc"], e["acc_std"]),
-                            "mean per-class": _fmt(e["mca"], e["mca_std"]),
-                            "top-1 (videos)": _fmt(e["video_acc"], e["video_acc_std"]), "seeds": e["seeds"]}
-                           for e in table], key="recognition-accuracy",
-                          description=f"Static-image action recognition on the {config.split} split")
+    publish_table("recognition-accuracy",
+                  [{"method": e["method"], "top-1 (frames)": _fmt(e["acc"], e["acc_std"]),
+                    "mean per-class": _fmt(e["mca"], e["mca_std"]),
+                    "top-1 (videos)": _fmt(e["video_acc"], e["video_acc_std"]), "seeds": e["seeds"]} for e in table],
+                  work_dir, f"Static-image action recognition on the {config.split} split")
     # The images share one artifact's budget; the full-size PNGs are in the report folder.
     per_image = ARTIFACT_IMAGE_BUDGET // max(1, len(images))
     confusion_md = "\n".join(f"![{m}]({png_data_uri(img, per_image)})" for m, img in images.items())
     if images:
         confusion_md += f"\n\nFull-size confusion matrices: `{run_dir}` (`confusion_<method>.png`)."
-    create_markdown_artifact(f"# Recognition ({config.split})\n\n{markdown}\n\n{confusion_md}",
-                             key="recognition-report", description="Accuracy table and confusion matrices")
+    publish_markdown("recognition-report",
+                     f"# Recognition ({config.split})\n\n{markdown}\n\n{confusion_md}",
+                     work_dir, "Accuracy table and confusion matrices")
     logger.info("recognition on the %s split (mean ± std over %d seeds):\n%s", config.split, len(config.seeds), markdown)
     return {"table": table, "markdown": markdown, "per_seed": per_seed, "out_dir": run_dir,
-            "run_id": parent.info.run_id, "labels": data.labels, "skipped": data.skipped}
+            "run_id": parent.info.run_id, "labels": data.labels, "skipped": data.skipped, "files": paths}

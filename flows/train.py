@@ -6,7 +6,6 @@ from typing import Any
 
 import mlflow
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
 
 from im2flow_storage import open_flow_store
 from im2flow_storage.checkpoints import load_json, save_json
@@ -14,6 +13,7 @@ from im2flow_storage.flow_store import config_fingerprint
 from im2flow_storage.paths import join, train_url
 from tasks.config import TrainConfig
 from tasks.model_registry import register_generator
+from tasks.run_labels import publish_table, summary_rows
 from tasks.tracking import check_tracking, default_tracking_uri, flatten, git_commit, log_artifact_url, tracked_run
 from tasks.train import train_generator, train_phi
 from tasks.train_data import estimate_magnitude_scale, make_datasets, select_training_data
@@ -65,11 +65,12 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress
                                          config.model_alias)
             record.update(model_version=version, model_uri=f"models:/{config.registered_model}@{config.model_alias}")
             save_json(join(run_dir, "run.json"), record)
-    summary = {"run_dir": run_dir, "tracking_uri": tracking_uri, "parent_run_id": record["parent_run_id"],
+    # run_id: this stage's MLflow run (φ's and G's runs are nested under it)
+    summary = {"run_dir": run_dir, "tracking_uri": tracking_uri, "run_id": record["parent_run_id"],
                "phi_val_acc": phi.get("val_acc"), "generator_epochs": gen["epochs"],
                "generator_best_val_loss": round(gen["best_val_loss"], 5), "stopped_early": gen["stopped_early"],
                "model_uri": record["model_uri"], "model_version": record["model_version"], "export": gen["path"],
                "magnitude_scale_px": scale}
-    create_table_artifact([{"item": k, "value": str(v)} for k, v in summary.items()], key="train-summary",
-                          description="Training summary")
+    publish_table("train-summary", summary_rows(summary), work_dir,
+                  "Training summary")
     return summary

@@ -101,7 +101,8 @@ def fit(trainable: Trainable, train_batches: Callable[[int], Iterable[dict[str, 
             state.best, state.best_epoch, state.bad_epochs = monitored, state.epoch, 0
         else:
             state.bad_epochs += 1
-            state.stopped_early = state.bad_epochs >= patience
+            # Stopped early only if epochs were left to run: patience running out on the last one stops nothing.
+            state.stopped_early = state.bad_epochs >= patience and state.epoch < max_epochs
         state.history.append({"epoch": state.epoch, **metrics})
         if on_epoch_end is not None:
             on_epoch_end(state, metrics, improved)

@@ -7,6 +7,7 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -53,10 +54,19 @@ def write_report_files(out_dir: str, files: Mapping[str, str | bytes]) -> list[s
     return urls
 
 
+def readable_number(value: Any, digits: int = 6) -> Any:
+    """`value` with floats (numpy's included) written to `digits` significant digits, not Python's 17
+    (`0.30000000000000004` → `0.3`); anything else unchanged."""
+    if isinstance(value, (float, np.floating)) and not isinstance(value, bool):
+        return f"{float(value):.{digits}g}"
+    return value
+
+
 def csv_text(rows: list[dict[str, Any]]) -> str:
-    """Rows of equal keys as CSV text with a header (the first row's keys, in order)."""
+    """Rows of equal keys as CSV text with a header (the first row's keys, in order); floats to 6 significant
+    digits."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, list(rows[0]))
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: readable_number(v) for k, v in row.items()} for row in rows)
     return buffer.getvalue()

@@ -17,10 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from im2flow_core.flow_encoding import CHANNEL_NAMES, ZERO_MAGNITUDE_PX
 from im2flow_core.model_configs import GeneratorConfig, LossConfig
-from im2flow_core.optical_flow import (DISParams, FarnebackParams, FlowAlgorithm, TVL1Params,
-                                       implementation_name)
-from im2flow_storage.flow_compression import flow_compression
+from im2flow_core.optical_flow import DISParams, FarnebackParams, FlowAlgorithm, TVL1Params, implementation_name
 from im2flow_storage.datasets import DatasetLayout
+from im2flow_storage.flow_compression import flow_compression
 
 
 class ConfigError(Exception):
@@ -157,6 +156,12 @@ class ExtractConfig(ComputeConfig):
     def compute_options(self) -> dict[str, Any]:
         """How (not what) a video is computed: never part of the store's fingerprint."""
         return {"device": self.device, "batch_size": self.batch_size, "compile": self.compile}
+
+    def tracked_params(self) -> dict[str, Any]:
+        """The fields as plain data for MLflow, without the parameters of the algorithms not chosen
+        (a TV-L1 run logs `extract.tvl1.*`, not `extract.dis.*` or `extract.farneback.*`)."""
+        unused = {"tvl1", "dis", "farneback"} - {self.params_field}
+        return self.model_dump(mode="json", exclude=unused)
 
     def store_config(self) -> dict[str, Any]:
         """What determines a flow store's content; its fingerprint is taken over this dict."""

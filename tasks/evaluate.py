@@ -44,7 +44,7 @@ def fit_baselines(store: FlowStore, config: EvalConfig, show_progress: bool = Fa
     samples = sample_index(store, videos, {v: 0 for v in videos}, config.baseline_frames_per_video, records)
     descriptors = np.empty((len(samples), 3 * config.nn_descriptor_size ** 2), np.float32)
     mean = MeanFlowBaseline()
-    with RunProgress(len(samples), "fitting the baselines", "baselines-progress", show_progress) as progress:
+    with RunProgress(len(samples), "fitting the baselines", show_progress) as progress:
         for i, s in enumerate(progress.counted(samples)):
             rgb, flow = store.read_pair(s.video_id, s.t)
             descriptors[i] = appearance_descriptor(rgb, config.nn_descriptor_size)
@@ -78,7 +78,7 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
     label_of = {r.video_id: r.label for r in videos}
     samples = sample_index(store, list(label_of), {v: 0 for v in label_of}, config.frames_per_video, records)
     rows, examples = [], {}
-    with RunProgress(len(samples), f"evaluating on the {config.split} split", "evaluate-progress",
+    with RunProgress(len(samples), f"evaluating on the {config.split} split",
                      show_progress) as progress:
         for start in range(0, len(samples), config.batch_size):  # G runs on a batch; the rest is per frame
             chunk = samples[start : start + config.batch_size]

@@ -110,7 +110,14 @@ class PipelineConfigs(BaseModel):
 
     def as_params(self) -> dict[str, Any]:
         """All fields as nested plain data (section → field → value), e.g. for MLflow params."""
-        return {name: getattr(self, name).model_dump(mode="json") for name in SECTIONS}
+        return {name: section_params(getattr(self, name)) for name in SECTIONS}
+
+
+def section_params(section: Any) -> dict[str, Any]:
+    """One section's fields as plain data for MLflow params (`tracked_params()` where a section has one:
+    extraction leaves out the algorithms it does not run)."""
+    tracked = getattr(section, "tracked_params", None)
+    return tracked() if tracked is not None else section.model_dump(mode="json")
 
 
 def set_field(overrides: dict[str, dict[str, Any]], dotted: str, value: Any) -> None:

@@ -12,8 +12,8 @@ from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.flow_viz import flow_image_to_color
 from im2flow_core.unet import UNetGenerator
 from im2flow_storage.flow_io import write_flo
-from im2flow_storage.paths import safe_child
 from im2flow_storage.images import read_rgb_image_checked, write_rgb_image
+from im2flow_storage.paths import safe_child
 from im2flow_storage.reports import csv_text, write_report_files
 from tasks.potential import predict_with_potential
 from tasks.progress import RunProgress
@@ -100,7 +100,7 @@ def predict_images(paths: list[str], generator: UNetGenerator, out_dir: str | Pa
     torch_device = resolve_device(device)
     generator = generator.to(torch_device)
     rows: list[dict[str, Any]] = []
-    with RunProgress(len(paths), "predicting flow", "predict-progress", show_progress) as progress:
+    with RunProgress(len(paths), "predicting flow", show_progress) as progress:
         for start in range(0, len(paths), batch_size):
             chunk = [(path, stem, *read_rgb_image_checked(path))
                      for path, stem in zip(paths[start : start + batch_size], stems[start : start + batch_size])]

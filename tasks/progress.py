@@ -25,12 +25,13 @@ class RunProgress:
     work inside raises.
     """
 
-    def __init__(self, total: int, description: str, artifact_key: str, show: bool, interval_s: float = 2.0) -> None:
+    def __init__(self, total: int, description: str, show: bool, interval_s: float = 2.0) -> None:
         self.total, self.done = total, 0
         self._interval, self._last = interval_s, 0.0
-        # Outside a flow or task run (`im2flow predict`) there is no run to attach an artifact to.
+        # Outside a flow or task run (`im2flow predict`) there is no run to attach an artifact to. No key: a
+        # key is global on a Prefect server, and a bar belongs to its run only (its Artifacts tab).
         in_run = FlowRunContext.get() is not None or TaskRunContext.get() is not None
-        self._artifact = create_progress_artifact(0.0, key=artifact_key, description=description) if in_run else None
+        self._artifact = create_progress_artifact(0.0, description=description) if in_run else None
         self._bar: Progress | None = None
         if show and total:
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -69,10 +70,10 @@ class RunProgress:
             self.advance()
 
 
-def training_progress(description: str, artifact_key: str, show: bool, batches_per_epoch: int, max_epochs: int,
+def training_progress(description: str, show: bool, batches_per_epoch: int, max_epochs: int,
                       epochs_done: int) -> RunProgress:
     """A bar over the training batches of the epochs still to run; advance it from `fit`'s `on_step`.
 
     Early stopping leaves the terminal bar short of its total; the artifact still ends at 100 %.
     """
-    return RunProgress(max(0, max_epochs - epochs_done) * batches_per_epoch, description, artifact_key, show)
+    return RunProgress(max(0, max_epochs - epochs_done) * batches_per_epoch, description, show)

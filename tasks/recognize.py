@@ -129,7 +129,7 @@ def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream,
 
         trainable = ClassifierTrainable(model, optimizer, INPUT_KEY[stream], device)
         train_batches = epoch_loader(train_set, settings.batch_size, seed, config.num_workers)
-        with training_progress(f"training the {stream} stream, seed {seed}", f"recognize-{stream}-progress",
+        with training_progress(f"training the {stream} stream, seed {seed}",
                                show_progress, len(train_batches(0)), settings.epochs, 0) as progress:
             state = fit(trainable, train_batches,
                         lambda: epoch_loader(val_set, settings.batch_size, seed, config.num_workers, False)(0),

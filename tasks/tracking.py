@@ -6,9 +6,11 @@ by id, so a resumed training continues the run it started.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -134,11 +136,42 @@ def ui_run_url(tracking_uri: str, experiment_id: str, run_id: str, local_ui: str
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
+def ui_model_url(tracking_uri: str, name: str, version: str, local_ui: str = "http://127.0.0.1:5000") -> str:
+    """The page of version `version` of registered model `name` in MLflow's UI (as `ui_run_url`)."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else local_ui
+    return f"{base}/#/models/{name}/versions/{version}?workflowType=machine_learning"
+
+
+PARENT_REPORT_FILES = {"evaluate": ("table.md", "table.csv", "examples.png", "potential.csv"),
+                       "recognize": ("table.md", "table.csv", "confusion_*.png"),
+                       "potential": ("gallery.png", "agreement.csv", "ranking.csv")}
+"""Per stage, the report files (file-name patterns) a pipeline's parent run carries under `<stage label>/`."""
+
+
+def log_parent_artifacts(markdown: str, results: Mapping[str, Mapping[str, Any]]) -> None:
+    """On the active (pipeline parent) run: `summary.md` (the headline `markdown`), each stage's report files
+    under its label (`evaluate/examples.png`, `recognize-split2/confusion_fused.png`, …) and tags naming the
+    registered model version (`registered_model`, `registered_model_version`)."""
+    mlflow.log_text(markdown, "summary.md")
+    for label, summary in results.items():
+        patterns = PARENT_REPORT_FILES.get(label.split("-")[0], ())
+        for url in summary.get("files", []) if patterns else []:
+            if any(fnmatch.fnmatch(str(url).rsplit("/", 1)[-1], p) for p in patterns):
+                log_artifact_url(str(url), label)
+        if summary.get("model_version") and summary.get("model_uri"):
+            mlflow.set_tags({"registered_model": str(summary["model_uri"]).removeprefix("models:/").split("@")[0],
+                             "registered_model_version": str(summary["model_version"])})
+
+
 @contextmanager
 def tracked_run(tracking_uri: str, experiment: str, name: str, run_id: str | None = None,
-                parent_run_id: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, with `run_id`, reopen) a run in this thread; nested under `parent_run_id` if given.
+                parent_run_id: str | None = None, tags: Mapping[str, str] | None = None,
+                started_ms: int | None = None) -> Iterator[mlflow.ActiveRun]:
+    """Start (or, with `run_id`, reopen) a run in this thread; nested under `parent_run_id` if given, else
+    under the run active in this thread, if any.
 
+    `started_ms` (Unix epoch milliseconds): a new run's start time, for work that began before its run
+    was opened, so MLflow shows how long the work took, not how long its logging took.
     A `run_id` the tracking store does not hold (a record written against another store, or a store
     replaced since) is not an error: a new run is started, with a warning, and the caller sees its id.
     """
@@ -148,14 +181,26 @@ def tracked_run(tracking_uri: str, experiment: str, name: str, run_id: str | Non
         logging.getLogger(__name__).warning("MLflow run %s is not in %s (the tracking store changed): logging %s to a "
                                             "new run", run_id, tracking_uri, name)
         run_id = None
+    new = not run_id
+    if new and started_ms is not None:  # MLflow's fluent API has no start time: create the run, then reopen it
+        active = mlflow.active_run()
+        parent = parent_run_id or (active.info.run_id if active else None)
+        run_id = MlflowClient(tracking_uri).create_run(
+            experiment_id, start_time=started_ms, run_name=name,
+            tags={**({"mlflow.parentRunId": parent} if parent else {}), **dict(tags or {})}).info.run_id
     # nested=True: a parent may be active in this thread (the flow's own run); it is harmless otherwise.
     kwargs: dict[str, Any] = {"run_id": run_id} if run_id else {"run_name": name, "experiment_id": experiment_id}
     if parent_run_id and not run_id:
         kwargs["parent_run_id"] = parent_run_id
     with mlflow.start_run(nested=True, **kwargs) as run:
-        if tags and not run_id:
+        if tags and new and started_ms is None:
             mlflow.set_tags(dict(tags))
         yield run
+
+
+def now_ms() -> int:
+    """The time now in Unix epoch milliseconds (MLflow's unit for run start and end times)."""
+    return int(time.time() * 1000)
 
 
 def run_exists(tracking_uri: str, run_id: str) -> bool:

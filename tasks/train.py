@@ -15,9 +15,11 @@ import numpy as np
 import torch
 from prefect import get_run_logger, task
 
+from im2flow_core.figures import stack_rows, tile
 from im2flow_core.flow_classifier import ClassifierConfig, FlowClassifier, load_state_dict_file
 from im2flow_core.flow_viz import flow_image_to_color
 from im2flow_core.losses import Im2FlowLoss
+from im2flow_core.model_configs import LossConfig
 from im2flow_core.training import ClassifierTrainable, FitState, GeneratorTrainable, fit
 from im2flow_core.unet import UNetGenerator
 from im2flow_storage import open_flow_store
@@ -54,6 +56,20 @@ def _resume(ckpt_path: str, modules: dict[str, Any], what: str) -> tuple[dict[st
 
 def _log_epoch(metrics: dict[str, float], epoch: int) -> None:
     mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)}, step=epoch)
+
+
+def unused_loss_terms(loss: LossConfig) -> set[str]:
+    """The loss terms that are off (weight 0): their all-zero curves are not logged."""
+    weights = {"pixel": loss.pixel_weight, "content": loss.content_weight, "potential": loss.potential_weight}
+    return {term for term, weight in weights.items() if weight == 0}
+
+
+def generator_epoch_metrics(metrics: dict[str, float], loss: LossConfig, lr: float, base_lr: float) -> dict[str, float]:
+    """G's per-epoch metrics for MLflow: the terms that are on, and `lr_factor` = lr / the configured lr (1 → 0
+    under the linear decay; the lr itself is a param: a 2e-4 curve charts as a flat 0)."""
+    off = unused_loss_terms(loss)
+    kept = {k: v for k, v in metrics.items() if not any(k.endswith(f"loss_{term}") for term in off)}
+    return {**kept, "lr_factor": lr / base_lr if base_lr else 0.0}
 
 
 @task(name="train-phi", task_run_name="train-phi", persist_result=False)
@@ -97,7 +113,7 @@ def train_phi(config: TrainConfig, data: TrainingData, run_dir: str, tracking_ur
 
         trainable = ClassifierTrainable(model, optimizer, "flow", device)
         train_batches = epoch_loader(train_set, config.phi.batch_size, config.seed, config.num_workers)
-        with training_progress("training φ", "train-phi-progress", show_progress,
+        with training_progress("training φ", show_progress,
                                len(train_batches(state.epoch)), config.phi.epochs, state.epoch) as progress:
             state = fit(trainable, train_batches,
                         lambda: epoch_loader(val_set, config.phi.batch_size, config.seed, config.num_workers, False)(0),
@@ -111,8 +127,10 @@ def train_phi(config: TrainConfig, data: TrainingData, run_dir: str, tracking_ur
                 "epochs": state.epoch}
 
 
-def sample_grid(generator: UNetGenerator, dataset: FlowPairDataset, n: int, device: torch.device) -> np.ndarray:
-    """Rows of input | true flow | predicted flow (colour wheel, shared scale), `(n·S, 3·S, 3) uint8`."""
+def sample_grid(generator: UNetGenerator, dataset: FlowPairDataset, n: int, device: torch.device,
+                epoch: int) -> np.ndarray:
+    """`n` validation samples after `epoch`: rows of input | true flow | predicted flow (colour wheel, one scale
+    a row) under column names, each tile at least MIN_TILE_PX high: `(H, W, 3) uint8`."""
     generator.eval()
     rows = []
     picks = np.linspace(0, len(dataset) - 1, min(n, len(dataset))).round().astype(int)
@@ -124,9 +142,12 @@ def sample_grid(generator: UNetGenerator, dataset: FlowPairDataset, n: int, devi
             truth_img, pred_img = truth.permute(1, 2, 0).numpy(), pred.permute(1, 2, 0).numpy()
             scale = max(float(truth_img[..., 2].max()), float(pred_img[..., 2].max()), 1e-3)
             rgb = ((item["rgb"].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
-            rows.append(np.concatenate([rgb, flow_image_to_color(truth_img, scale),
-                                        flow_image_to_color(pred_img, scale)], axis=1))
-    return np.concatenate(rows, axis=0)
+            cells = [tile(rgb), tile(flow_image_to_color(truth_img, scale)),
+                     tile(flow_image_to_color(pred_img, scale))]
+            gap = np.full((cells[0].shape[0], 4, 3), 255, np.uint8)
+            rows.append(np.concatenate([cells[0], gap, cells[1], gap, cells[2]], axis=1))
+    return stack_rows(rows, f"G after epoch {epoch}: validation samples", ["input frame", "true flow", "predicted flow"],
+                      tile(rgb).shape[1])
 
 
 @task(name="train-generator", task_run_name="train-generator", persist_result=False)
@@ -174,9 +195,11 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
             scheduler.step()
             if improved:
                 best_state = copy.deepcopy(generator.state_dict())
-            _log_epoch({**metrics, "lr": optimizer.param_groups[0]["lr"]}, fit_state.epoch)
-            if fit_state.epoch == 1 or improved or fit_state.epoch == config.epochs:
-                mlflow.log_image(sample_grid(generator, val_set, 4, device), f"samples/epoch_{fit_state.epoch:03d}.png")
+            _log_epoch(generator_epoch_metrics(metrics, config.loss, optimizer.param_groups[0]["lr"], config.lr),
+                       fit_state.epoch)
+            # Every epoch, so the grids show how G learns (a 4-row grid costs 4 forward passes).
+            mlflow.log_image(sample_grid(generator, val_set, 4, device, fit_state.epoch),
+                             f"samples/epoch_{fit_state.epoch:03d}.png")
             save_checkpoint(ckpt_path, {"model": generator.state_dict(), "optimizer": optimizer.state_dict(),
                                         "scheduler": scheduler.state_dict(), "state": fit_state.as_dict(),
                                         "run_id": run.info.run_id, "best_model": best_state})
@@ -184,7 +207,7 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
 
         trainable = GeneratorTrainable(generator, loss, optimizer, device)
         train_batches = epoch_loader(train_set, config.batch_size, config.seed, config.num_workers)
-        with training_progress("training G", "train-generator-progress", show_progress,
+        with training_progress("training G", show_progress,
                                len(train_batches(state.epoch)), config.epochs, state.epoch) as progress:
             state = fit(trainable, train_batches,
                         lambda: epoch_loader(val_set, config.batch_size, config.seed, config.num_workers, False)(0),
@@ -209,8 +232,9 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
         export_path = join(run_dir, "generator_final.pt")
         save_checkpoint(export_path, export)
         best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
-        mlflow.log_metrics({"best_val_loss": state.best,
-                            "best_val_loss_pixel": best.get("val_loss_pixel", float("nan")),
-                            "best_val_loss_content": best.get("val_loss_content", float("nan"))})
+        final = {"best_val_loss": state.best, "best_val_loss_pixel": best.get("val_loss_pixel", float("nan")),
+                 "best_val_loss_content": best.get("val_loss_content", float("nan"))}
+        mlflow.log_metrics({k: v for k, v in generator_epoch_metrics(final, config.loss, 1.0, 1.0).items()
+                            if k != "lr_factor" and np.isfinite(v)})
         return {"path": export_path, "run_id": run.info.run_id, "epochs": state.epoch, "best_epoch": state.best_epoch,
                 "best_val_loss": state.best, "stopped_early": state.stopped_early}

@@ -31,7 +31,7 @@ def test_progress_bar_stops_when_the_work_raises(prefect_harness):
 
     @flow
     def failing() -> None:
-        with RunProgress(5, "working", "test-progress", show=True) as progress:
+        with RunProgress(5, "working", show=True) as progress:
             progress.advance(2)
             assert progress_threads() == 1  # the bar's refresh thread is running
             raise RuntimeError("boom")

@@ -34,6 +34,13 @@ def test_early_stopping_counts_epochs_without_improvement():
     trainable = ClassifierTrainable(model, opt, "flow", torch.device("cpu"))
     state = fit(trainable, lambda e: batches, lambda: batches, max_epochs=20, patience=3)
     assert state.stopped_early and state.epoch == 4 and state.best_epoch == 1
+    # Patience running out on the last epoch stops nothing: every epoch ran
+    model, opt, batches = _setup()
+    for group in opt.param_groups:
+        group["lr"] = 0.0
+    state = fit(ClassifierTrainable(model, opt, "flow", torch.device("cpu")), lambda e: batches, lambda: batches,
+                max_epochs=4, patience=3)
+    assert state.epoch == 4 and state.bad_epochs == 3 and not state.stopped_early
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
