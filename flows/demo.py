@@ -14,7 +14,7 @@ from im2flow_storage.images import write_rgb_image
 from im2flow_storage.paths import predictions_url
 from tasks.models import load_generator_export
 from tasks.predict import predict_images
-from tasks.run_labels import run_name
+from tasks.run_labels import publish_markdown, run_name
 
 
 @task(name="generate-demo-dataset", task_run_name="generate-demo-dataset", persist_result=False)
@@ -61,7 +61,10 @@ def demo_flow(work_dir: str, seed: int = 0, overrides: dict[str, dict[str, Any]]
     overrides["train"] = {"seed": seed, **overrides.get("train", {})}
     pipeline = pipeline_flow(dataset, work_dir, None, overrides, "demo", show_progress)
     results = pipeline["results"]
-    predictions = predict_held_out(work_dir, results["train"]["export"])
+    predictions = predict_held_out(work_dir, results["train"]["export"], wait_for=[pipeline])
+    # The top-level run is what the Prefect UI opens: it carries the headline, not only its subflows.
+    publish_markdown("demo-summary", pipeline["markdown"] + f"\n\nHeld-out predictions: `{predictions_url(work_dir)}` "
+                     f"({len(predictions)} images).", work_dir, "The demo's results")
     logger.info("the demo ran at 64 px with a small U-Net (CPU budget); real datasets default to the paper's "
                 "256 px, depth-8, ngf-64 configuration")
     return {"dataset": dataset, "pipeline": pipeline, **results, "predictions": predictions}

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -37,76 +38,232 @@ def _config_file(path, **sections):
     return str(path)
 
 
-def test_pipeline_on_external_dask_s3_mlflow_and_prefect_servers(tmp_path, dataset):
-    s3, s3_env = start_s3(tmp_path, "im2flow-test")
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, dataset):
+    """The demo preset (tiny) as a user scaling out runs it: an external Dask cluster, stores on S3, an MLflow
+    tracking server and a Prefect server; then a second pipeline (ingest, extract) into another, local work
+    dir on the same servers, as a second job would."""
+    tmp = tmp_path_factory.mktemp("served")
+    s3, s3_env = start_s3(tmp, "im2flow-test")
     services = [s3]
     try:
-        mlflow_server, mlflow_uri = start_mlflow(tmp_path)
+        mlflow_server, mlflow_uri = start_mlflow(tmp)
         services.append(mlflow_server)
-        prefect_server, api, prefect_env = start_prefect(tmp_path)
+        prefect_server, api, prefect_env = start_prefect(tmp)
         services.append(prefect_server)
-        scheduler, workers, address = start_dask(tmp_path, 2, s3_env)
+        scheduler, workers, address = start_dask(tmp, 2, s3_env)
         services += [scheduler, *workers]
         env = {**s3_env, **prefect_env, "MLFLOW_TRACKING_URI": mlflow_uri}
         work = "s3://im2flow-test/runs/w"
         result = cli(["pipeline", "--dataset", str(dataset), "--work-dir", work, "--preset", "demo",
-                      "--config", _config_file(tmp_path / "p.yaml"), "--dask-address", address, "--run-name", "ext"],
-                     env, tmp_path / "pipeline.log")
+                      "--config", _config_file(tmp / "p.yaml"), "--dask-address", address, "--run-name", "ext"],
+                     env, tmp / "pipeline.log")
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-        # One progress bar per stage on the console, not the task runs' lines
-        console = result.stdout + result.stderr
-        for bar in ("probing videos", "extracting", "training φ", "training G", "fitting the baselines",
-                    "evaluating on the test split", "training the motion stream, seed", "scoring motion potential"):
-            assert bar in console, bar
-        assert "Task run" not in console and "View run" not in console  # nor MLflow's line per run
-
-        # Stores on S3
-        os.environ.update(s3_env)
-        from im2flow_storage import open_flow_store
-        import fsspec
-
-        fs = fsspec.filesystem("s3")
-        assert fs.exists("im2flow-test/runs/w/manifest.parquet")
-        store = open_flow_store(work)
-        assert len(store.video_ids) == sum(1 for p in dataset.rglob("*") if p.suffix in (".mp4", ".avi"))
-        assert fs.ls("im2flow-test/runs/w/train") and fs.exists("im2flow-test/runs/w/pipeline-cache")
-
-        # MLflow server: the parent run, its nested stage runs, the registered model
-        client = MlflowClient(mlflow_uri)
-        experiment = client.get_experiment_by_name("im2flow-pipeline")
-        for made in client.search_experiments():  # every experiment the run made opens on its runs in the UI
-            if made.name.startswith("im2flow-"):
-                assert made.tags.get("mlflow.experimentKind") == "custom_model_development", made.name
-        parents = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'ext'")
-        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-        parent = parents[0]
-        assert {"epe", "acc_fused", "extract_flows_per_s"} <= set(parent.data.metrics)
-        children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-        assert len(children) == 6
-        assert client.get_registered_model("im2flow-generator").latest_versions
-
-        # Prefect server: the flow run, its stage subflows, the artifacts
-        runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}).json()
-        names = {r["name"]: r["state_type"] for r in runs}
-        assert names.get("pipeline-data") == "COMPLETED", names
-        flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}).json()}
-        assert {"pipeline", "ingest", "extract", "train", "evaluate", "recognize", "potential"} <= set(flows.values())
-        keys = {a["key"] for a in httpx.post(f"{api}/artifacts/filter", json={"limit": 200}).json()}
-        assert {"pipeline-summary", "extract-summary", "evaluation-table", "recognition-accuracy",
-                "motion-potential", "ingest-summary", "train-generator-progress", "evaluate-progress",
-                "recognize-motion-progress", "potential-progress"} <= keys
-        task_names = {t["name"] for t in httpx.post(f"{api}/task_runs/filter", json={"limit": 200}).json()}
-        assert any(n.startswith("extract-Bounce/") for n in task_names)  # task runs named after their videos
-
-        # The extraction ran on the external workers
+        local_work = tmp / "second" / "w"
+        second = cli(["pipeline", "--dataset", str(dataset), "--work-dir", str(local_work), "--preset", "demo",
+                      "--config", _config_file(tmp / "p2.yaml"), "--stages", "ingest,extract"], env,
+                     tmp / "second.log")
+        assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
         from distributed import Client
 
         with Client(address, timeout=10) as dask_client:
             prefixes = dask_client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
-        assert any("extract" in p for p in prefixes), prefixes
+        yield {"api": api, "mlflow_uri": mlflow_uri, "s3_env": s3_env, "work": work, "local_work": str(local_work),
+               "console": result.stdout + result.stderr, "dask_prefixes": prefixes, "tmp": tmp}
     finally:
         for service in reversed(services):
             service.stop()
+
+
+def _flow_runs(api):
+    return httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}).json()
+
+
+def _parent_run(served):
+    client = MlflowClient(served["mlflow_uri"])
+    experiment = client.get_experiment_by_name("im2flow-pipeline")
+    parents = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'ext'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    return client, experiment, parents[0]
+
+
+def test_pipeline_on_external_dask_s3_mlflow_and_prefect_servers(served, dataset):
+    # One progress bar per stage on the console, not the task runs' lines
+    console = served["console"]
+    for bar in ("probing videos", "extracting", "training φ", "training G", "fitting the baselines",
+                "evaluating on the test split", "training the motion stream, seed", "scoring motion potential"):
+        assert bar in console, bar
+    assert "Task run" not in console and "View run" not in console  # nor MLflow's line per run
+
+    # Stores on S3
+    os.environ.update(served["s3_env"])
+    import fsspec
+
+    from im2flow_storage import open_flow_store
+
+    fs = fsspec.filesystem("s3")
+    assert fs.exists("im2flow-test/runs/w/manifest.parquet")
+    store = open_flow_store(served["work"])
+    assert len(store.video_ids) == sum(1 for p in dataset.rglob("*") if p.suffix in (".mp4", ".avi"))
+    assert fs.ls("im2flow-test/runs/w/train") and fs.exists("im2flow-test/runs/w/pipeline-cache")
+
+    # MLflow server: the parent run, its nested stage runs, the registered model
+    client, experiment, parent = _parent_run(served)
+    assert {"epe", "acc_fused", "extract_flows_per_s"} <= set(parent.data.metrics)
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == 6
+    assert client.get_registered_model("im2flow-generator").latest_versions
+
+    # Prefect server: the flow run, its stage subflows, the artifacts
+    names = {r["name"]: r["state_type"] for r in _flow_runs(served["api"])}
+    assert names.get("ext") == "COMPLETED", names
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{served['api']}/flows/filter", json={}).json()}
+    assert {"pipeline", "ingest", "extract", "train", "evaluate", "recognize", "potential"} <= set(flows.values())
+    task_names = {t["name"] for t in httpx.post(f"{served['api']}/task_runs/filter", json={"limit": 200}).json()}
+    assert any(n.startswith("extract-Bounce/") for n in task_names)  # task runs named after their videos
+
+    # The extraction ran on the external workers
+    assert any("extract" in p for p in served["dask_prefixes"]), served["dask_prefixes"]
+
+
+def test_every_experiment_opens_on_its_runs_in_mlflows_ui(served):
+    """Issue 27, item 1: MLflow's kind tag on every experiment; the printed link asks for the runs view."""
+    client = MlflowClient(served["mlflow_uri"])
+    made = [e for e in client.search_experiments() if e.name.startswith("im2flow-")]
+    assert made and all(e.tags.get("mlflow.experimentKind") == "custom_model_development" for e in made)
+    assert "workflowType=machine_learning" in " ".join(served["console"].split())
+
+
+def test_artifact_keys_tell_work_dirs_apart_and_say_their_run(served):
+    """Item 2: two work dirs on one server keep their summaries apart; each version names its run and work dir."""
+    from tasks.run_labels import artifact_key
+
+    api = served["api"]
+    artifacts = httpx.post(f"{api}/artifacts/filter", json={"limit": 500}).json()
+    by_key: dict[str, list] = {}
+    for artifact in artifacts:
+        by_key.setdefault(artifact["key"], []).append(artifact)
+    runs = {r["id"]: r["name"] for r in _flow_runs(api)}
+    for work in (served["work"], served["local_work"]):
+        for kind in ("ingest-summary", "extract-summary", "pipeline-summary", "pipeline-stages"):
+            versions = by_key.get(artifact_key(kind, work), [])
+            assert len(versions) == 1, (kind, work, sorted(by_key))
+            assert runs[versions[0]["flow_run_id"]] in versions[0]["description"]
+            assert work.rstrip("/") in versions[0]["description"]
+    assert artifact_key("extract-summary", served["work"]) != artifact_key("extract-summary", served["local_work"])
+    for kind in ("evaluation-table", "evaluation-report", "recognition-accuracy", "recognition-report",
+                 "motion-potential", "train-summary"):
+        assert artifact_key(kind, served["work"]) in by_key, kind
+    # Progress bars belong to their run only: no key, so nothing on the Artifacts page mixes runs
+    progress = [a for a in artifacts if a["type"] == "progress"]
+    assert len(progress) >= 10 and all(a["key"] is None for a in progress)
+
+
+def test_no_random_run_names(served):
+    """Item 3: every flow and task run is named after what it works on; nothing random, no absolute paths."""
+    api = served["api"]
+    flow_runs = _flow_runs(api)
+    names = sorted(r["name"] for r in flow_runs)
+    assert {"ext", "extract-tvl1", "evaluate-test", "recognize-test", "potential-test", "train-32px"} <= set(names)
+    dataset_runs = [n for n in names if n.startswith(("ingest-", "pipeline-"))]
+    assert dataset_runs and all(n.endswith("/data") and "/tmp" not in n and n.count("/") == 1 for n in dataset_runs)
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}).json()}
+    for run in flow_runs:  # Prefect's random names are adjective-animal pairs, never prefixed by the flow's name
+        assert run["name"] == "ext" or run["name"].startswith(flows[run["flow_id"]].split("-")[0] + "-"), run["name"]
+    subflow_trackers = {r["parent_task_run_id"] for r in flow_runs if r["parent_task_run_id"]}
+    task_runs = httpx.post(f"{api}/task_runs/filter", json={"limit": 500}).json()
+    ours = [t["name"] for t in task_runs if t["id"] not in subflow_trackers]
+    assert ours and not [n for n in ours if re.search(r"-[0-9a-f]{3}$", n) and not n.startswith(("extract-", "probe-"))]
+    assert {"train-phi", "train-generator", "write-evaluation-report", "write-recognition-report",
+            "write-potential-report", "train-appearance-seed0"} <= set(ours)
+
+
+def test_stages_nest_once_in_order_and_the_top_run_holds_the_headline(served):
+    """Item 4: the pipeline run holds its stages' flow runs directly, linked in their order, and the summary."""
+    api = served["api"]
+    flow_runs = _flow_runs(api)
+    top = next(r for r in flow_runs if r["name"] == "ext")
+    trackers = {t["id"]: t for t in httpx.post(f"{api}/task_runs/filter", json={
+        "task_runs": {"id": {"any_": [r["parent_task_run_id"] for r in flow_runs if r["parent_task_run_id"]]}},
+        "limit": 200}).json()}
+    stages = [r for r in flow_runs if r["parent_task_run_id"] in trackers
+              and trackers[r["parent_task_run_id"]]["flow_run_id"] == top["id"]]
+    assert sorted(r["name"].split("-")[0] for r in stages) == sorted(
+        ["ingest", "extract", "train", "evaluate", "recognize", "potential"])
+    graph = httpx.get(f"{api}/flow_runs/{top['id']}/graph-v2").json()
+    nodes = {node_id: node for node_id, node in graph["nodes"]}
+    order = sorted((n for n in nodes.values() if n["kind"] == "flow-run"), key=lambda n: n["start_time"])
+    assert [n["label"].split(" / ")[0] for n in order] == ["ingest", "extract", "train", "evaluate", "recognize",
+                                                           "potential"]
+    for i, (before, after) in enumerate(zip(order, order[1:])):
+        parents = {p["id"] for p in after["parents"]}  # an edge from the previous stage (and maybe from train,
+        assert before["id"] in parents, after["label"]  # whose model the later stages read), none from later
+        assert parents <= {n["id"] for n in order[: i + 1]}, after["label"]
+    assert all(p["id"] in nodes for n in nodes.values() for p in n["parents"])  # every edge drawable
+    summaries = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [top["id"]]}},
+                                                           "limit": 50}).json()
+    headline = next(a for a in summaries if a["key"] and a["key"].startswith("pipeline-summary-"))
+    assert "| Im2Flow |" in headline["data"] and "| fused |" in headline["data"]
+
+
+def test_images_are_legible_and_full_size(served, tmp_path):
+    """Item 5: tiles ≥ 128 px and captions that fit; the full-size confusion matrix is larger than embedded."""
+    import cv2
+
+    client, _, parent = _parent_run(served)
+    local = client.download_artifacts(parent.info.run_id, "", str(tmp_path))
+    examples = cv2.imread(f"{local}/evaluate/examples.png")
+    assert examples.shape[1] >= 4 * 128 and examples.shape[0] >= 2 * 128
+    gallery = cv2.imread(f"{local}/potential/gallery.png")
+    assert gallery.shape[1] >= 2 * 128 and gallery.shape[1] > gallery.shape[0] / 4  # a grid, not a strip
+    confusions = sorted(Path(local, "recognize").glob("confusion_*.png"))
+    assert confusions and all(cv2.imread(str(c)).shape[1] >= 420 for c in confusions)
+
+
+def test_mlflow_stage_runs_span_their_work(served):
+    """Item 6: the nested runs recorded after a stage (ingest, extract) start when the stage started."""
+    client, experiment, parent = _parent_run(served)
+    children = {c.data.tags["mlflow.runName"]: c for c in client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    for stage, run_name in (("ingest", "ingest"), ("extract", "extract"), ("evaluate", "evaluate-test"),
+                            ("potential", "potential")):
+        run = children[run_name].info
+        seconds = parent.data.metrics[f"seconds_{stage}"]
+        assert (run.end_time - run.start_time) / 1000 >= 0.8 * seconds - 0.5, (stage, run, seconds)
+
+
+def test_parent_run_holds_the_headline_reports_and_the_registered_model(served):
+    """Item 7: the parent run's artifacts and its link to the registered version."""
+    client, _, parent = _parent_run(served)
+    paths = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.md", "evaluate", "recognize", "potential"} <= paths
+    assert {"evaluate/table.md", "evaluate/examples.png"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id, "evaluate")}
+    version = client.get_model_version_by_alias("im2flow-generator", "champion")
+    assert parent.data.tags["registered_model"] == "im2flow-generator"
+    assert parent.data.tags["registered_model_version"] == str(version.version)
+    summary = client.download_artifacts(parent.info.run_id, "summary.md")
+    assert f"#/models/im2flow-generator/versions/{version.version}" in Path(summary).read_text()
+
+
+def test_metrics_are_logged_once_readably_and_only_for_what_ran(served):
+    """Item 8: one name per metric, no unused algorithm's params, no all-zero curves, no 17-digit artifacts."""
+    client, experiment, parent = _parent_run(served)
+    metrics = set(parent.data.metrics)
+    assert "potential_spearman_im2flow" in metrics and "potential_spearman" not in metrics
+    assert not [p for p in parent.data.params if p.startswith(("extract.dis.", "extract.farneback."))]
+    assert any(p.startswith("extract.tvl1.") for p in parent.data.params)
+    generator = client.search_runs([experiment.experiment_id], "tags.stage = 'generator'")[0]
+    assert "lr" not in generator.data.metrics and "lr_factor" in generator.data.metrics
+    assert not [m for m in generator.data.metrics if "loss_potential" in m]
+    evaluate = next(c for c in client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'evaluate-test'"))
+    assert not [m for m in evaluate.data.metrics if m.startswith("potential")]
+    table = Path(client.download_artifacts(evaluate.info.run_id, "table.csv")).read_text()
+    assert not re.search(r"\d\.\d{8,}", table)  # six significant digits, not seventeen
+    artifacts = httpx.post(f"{served['api']}/artifacts/filter", json={"limit": 500}).json()
+    train = next(a for a in artifacts if a["key"] and a["key"].startswith("train-summary-"))
+    assert "parent_run_id" not in str(train["data"]) and "stopped_early" in str(train["data"])
+    assert not re.search(r"\d\.\d{8,}", str(train["data"]))
 
 
 def test_serve_schedules_the_pipeline_on_a_prefect_server(tmp_path, dataset):

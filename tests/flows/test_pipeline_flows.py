@@ -9,11 +9,12 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.compute import task_runner
-from tasks.config import ExtractConfig, IngestConfig
 from flows.extract import extract_flow
 from flows.ingest import ingest_flow
 from im2flow_storage import open_flow_store
 from im2flow_storage.manifest import read_manifest
+from tasks.config import ExtractConfig, IngestConfig
+from tasks.run_labels import artifact_key
 from tests.conftest import panning_frames, write_h264, write_video
 
 pytestmark = pytest.mark.services
@@ -121,15 +122,16 @@ def test_cli_extract_on_a_dask_address_publishes_artifacts(tmp_path, prefect_har
                               "tvl1-torch", "--device", "cuda", *tiny])
     output = " ".join(result.output.split())
     assert result.exit_code == 2 and "no worker with a GPU resource" in output and "--resources GPU=1" in output
-    keys = ["extract-summary", "extract-progress", "extract-flow-previews", "ingest-failures"]
+    keys = {kind: artifact_key(kind, work) for kind in ("extract-summary", "extract-flow-previews", "ingest-failures")}
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(keys.values()))))
+        progress = [a for a in client.read_artifacts() if a.type == "progress"]
     latest = {a.key: a for a in sorted(artifacts, key=lambda a: a.created)}
-    assert set(latest) == set(keys)
-    assert latest["extract-progress"].data == 100.0
-    assert "data:image/png;base64," in latest["extract-flow-previews"].data
-    assert "Pan/bad" in str(latest["ingest-failures"].data)
-    assert "flows_per_s" in str(latest["extract-summary"].data)
+    assert set(latest) == set(keys.values())
+    assert progress and all(a.key is None and a.data == 100.0 for a in progress)  # per run, no key; finished
+    assert "data:image/png;base64," in latest[keys["extract-flow-previews"]].data
+    assert "Pan/bad" in str(latest[keys["ingest-failures"]].data)
+    assert "flows_per_s" in str(latest[keys["extract-summary"]].data)
 
 
 def _fingerprints(work: str) -> list[str]:
