@@ -139,7 +139,7 @@ def test_artifact_keys_tell_work_dirs_apart_and_say_their_run(served):
     from tasks.run_labels import artifact_key
 
     api = served["api"]
-    artifacts = httpx.post(f"{api}/artifacts/filter", json={"limit": 500}).json()
+    artifacts = httpx.post(f"{api}/artifacts/filter", json={"limit": 200}).json()
     by_key: dict[str, list] = {}
     for artifact in artifacts:
         by_key.setdefault(artifact["key"], []).append(artifact)
@@ -171,7 +171,7 @@ def test_no_random_run_names(served):
     for run in flow_runs:  # Prefect's random names are adjective-animal pairs, never prefixed by the flow's name
         assert run["name"] == "ext" or run["name"].startswith(flows[run["flow_id"]].split("-")[0] + "-"), run["name"]
     subflow_trackers = {r["parent_task_run_id"] for r in flow_runs if r["parent_task_run_id"]}
-    task_runs = httpx.post(f"{api}/task_runs/filter", json={"limit": 500}).json()
+    task_runs = httpx.post(f"{api}/task_runs/filter", json={"limit": 200}).json()
     ours = [t["name"] for t in task_runs if t["id"] not in subflow_trackers]
     assert ours and not [n for n in ours if re.search(r"-[0-9a-f]{3}$", n) and not n.startswith(("extract-", "probe-"))]
     assert {"train-phi", "train-generator", "write-evaluation-report", "write-recognition-report",
@@ -229,7 +229,8 @@ def test_mlflow_stage_runs_span_their_work(served):
                             ("potential", "potential")):
         run = children[run_name].info
         seconds = parent.data.metrics[f"seconds_{stage}"]
-        assert (run.end_time - run.start_time) / 1000 >= 0.8 * seconds - 0.5, (stage, run, seconds)
+        # Most of the stage (its flow run's start-up is not in its MLflow run); before, 50 ms of 12.9 s
+        assert (run.end_time - run.start_time) / 1000 >= 0.5 * seconds - 0.5, (stage, run, seconds)
 
 
 def test_parent_run_holds_the_headline_reports_and_the_registered_model(served):
@@ -246,6 +247,12 @@ def test_parent_run_holds_the_headline_reports_and_the_registered_model(served):
     assert f"#/models/im2flow-generator/versions/{version.version}" in Path(summary).read_text()
 
 
+def _most_significant_digits(text: str) -> int:
+    """The most significant digits of any decimal number in `text` (`0.00298787` has 6)."""
+    numbers = re.findall(r"\d+\.\d+", text)
+    return max((len(n.replace(".", "").lstrip("0")) for n in numbers), default=0)
+
+
 def test_metrics_are_logged_once_readably_and_only_for_what_ran(served):
     """Item 8: one name per metric, no unused algorithm's params, no all-zero curves, no 17-digit artifacts."""
     client, experiment, parent = _parent_run(served)
@@ -259,11 +266,11 @@ def test_metrics_are_logged_once_readably_and_only_for_what_ran(served):
     evaluate = next(c for c in client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'evaluate-test'"))
     assert not [m for m in evaluate.data.metrics if m.startswith("potential")]
     table = Path(client.download_artifacts(evaluate.info.run_id, "table.csv")).read_text()
-    assert not re.search(r"\d\.\d{8,}", table)  # six significant digits, not seventeen
-    artifacts = httpx.post(f"{served['api']}/artifacts/filter", json={"limit": 500}).json()
+    assert _most_significant_digits(table) <= 6  # not seventeen
+    artifacts = httpx.post(f"{served['api']}/artifacts/filter", json={"limit": 200}).json()
     train = next(a for a in artifacts if a["key"] and a["key"].startswith("train-summary-"))
     assert "parent_run_id" not in str(train["data"]) and "stopped_early" in str(train["data"])
-    assert not re.search(r"\d\.\d{8,}", str(train["data"]))
+    assert _most_significant_digits(str(train["data"])) <= 6
 
 
 def test_serve_schedules_the_pipeline_on_a_prefect_server(tmp_path, dataset):
