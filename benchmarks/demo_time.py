@@ -127,7 +127,8 @@ def measure(args: argparse.Namespace, root: Path) -> None:
             b.terminate()
     stages = stage_seconds(clone / "im2flow-demo", clone / ".venv" / "bin" / "python", env)
     rest = demo - sum(stages.values())
-    print(f"machine: {os.cpu_count()} cores, {args.burners} CPU-bound process(es) beside; python {sys.version.split()[0]}")
+    print(f"machine: {os.cpu_count()} cores, {args.burners} CPU-bound process(es) beside; "
+          f"python {sys.version.split()[0]}")
     print(f"reference (fixed torch G step, 64 px, batch 16): {reference_before:.0f} samples/s before the demo, "
           f"{reference_after:.0f} after")
     print(f"{'step':<34}{'seconds':>9}")

@@ -25,12 +25,12 @@ import numpy as np
 from distributed import Client, LocalCluster
 from sklearn.datasets import load_sample_images
 
-from tasks.config import ExtractConfig
 from flows.extract import library_versions
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.optical_flow import create_estimator
 from im2flow_storage.codecs import FlowImageCodec
 from im2flow_storage.flow_store import create_flow_store
+from tasks.config import ExtractConfig
 from tasks.extract import extract_one
 from tasks.ingest import probe_entry
 

@@ -70,7 +70,8 @@ def main() -> None:
             for method, values in (("Im2Flow", ours), ("Nearest neighbour", theirs)):
                 r = rank_agreement(values, truth)
                 means.setdefault(f"{sampling}: {method}", []).append(r["spearman"])
-                print(f"  {sampling:18s} n={len(pairs):3d} {method:17s} ρ {_fmt(r, 'spearman')}  τ {_fmt(r, 'kendall')}")
+                print(f"  {sampling:18s} n={len(pairs):3d} {method:17s} ρ {_fmt(r, 'spearman')}  "
+                      f"τ {_fmt(r, 'kendall')}")
     print("\nmean Spearman ρ over the work dirs:")
     for name, values in means.items():
         print(f"  {name:40s} {np.mean(values):+.3f}  (per run: {', '.join(f'{v:+.3f}' for v in values)})")

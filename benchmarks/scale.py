@@ -49,7 +49,8 @@ CHEAP = {"extract": {"algorithm": "dis", "short_side": 32},
          "train": {"epochs": 1, "generator": {"depth": 5, "ngf": 8, "input_size": 32}, "load_size": 36,
                    "phi": {"epochs": 1, "base_width": 8}, "batch_size": 32, "potential_head_frames": 512},
          "evaluate": {"frames_per_video": 1, "baseline_frames_per_video": 1},
-         "recognize": {"seeds": [0], "frames_per_video": 2, "eval_frames_per_video": 1, "appearance": {"epochs": 1, "base_width": 8},
+         "recognize": {"seeds": [0], "frames_per_video": 2, "eval_frames_per_video": 1, "appearance": {"epochs": 1,
+                                                                                                       "base_width": 8},
                        "motion": {"epochs": 1, "base_width": 8}}}
 
 
@@ -152,7 +153,8 @@ def run_stage(name: str, work: Path, api_url: str, body: Callable[[str | None], 
             seconds = time.perf_counter() - started
     files1, bytes1 = tree_size(work)
     return {"stage": name, "videos": n_videos, "seconds": seconds, "s_per_video": seconds / n_videos,
-            "driver_mb": driver.peak_mb, "driver_added_mb": driver.peak_mb - driver.start_mb, "worker_mb": worker_mb, "files": files1 - files0,
+            "driver_mb": driver.peak_mb, "driver_added_mb": driver.peak_mb - driver.start_mb, "worker_mb": worker_mb,
+            "files": files1 - files0,
             "mb_written": (bytes1 - bytes0) / 1e6, "task_runs": task_run_count(api_url) - tasks0,
             "worker_s_per_video": seconds * (dask_workers or 1) / n_videos}
 
@@ -199,8 +201,8 @@ def run_size(n_videos: int, root: Path, workers: int, api_url: str, size: int, n
 
 def print_table(results: dict[int, list[dict[str, Any]]]) -> None:
     """Both sizes per stage, then the growth ratios."""
-    print("\n| stage | videos | wall s | ms/video | driver peak MB | driver peak above its start MB | largest worker MB "
-          "| files | MB written | task runs |")
+    print("\n| stage | videos | wall s | ms/video | driver peak MB | driver peak above its start MB "
+          "| largest worker MB | files | MB written | task runs |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, rows in results.items():
         for r in rows:

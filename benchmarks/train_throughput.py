@@ -23,9 +23,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from im2flow_core.flow_classifier import ClassifierConfig, FlowClassifier
-from im2flow_core.synthetic_actions import ACTIONS
 from im2flow_core.losses import Im2FlowLoss, LossConfig
 from im2flow_core.paired_transforms import augment_pair
+from im2flow_core.synthetic_actions import ACTIONS
 from im2flow_core.training import GeneratorTrainable, autocast
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage import open_flow_store

@@ -52,7 +52,8 @@ def make_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
         dx, dy = rng.uniform(1, 3), rng.uniform(-1.5, 1.5)
         y0, x0 = 60 + k % 20, 30 + k % 40
         f0.append(image[y0 : y0 + HEIGHT, x0 : x0 + WIDTH])
-        shifted = cv2.warpAffine(image, np.float32([[1, 0, -dx], [0, 1, -dy]]), image.shape[::-1], flags=cv2.INTER_CUBIC)
+        shifted = cv2.warpAffine(image, np.float32([[1, 0, -dx], [0, 1, -dy]]), image.shape[::-1],
+                                 flags=cv2.INTER_CUBIC)
         f1.append(shifted[y0 : y0 + HEIGHT, x0 : x0 + WIDTH])
     noisy = lambda f: np.clip(np.rint(np.stack(f) + rng.normal(0, 1.0, (n, HEIGHT, WIDTH))), 0, 255).astype(np.uint8)  # noqa: E731
     return noisy(f0), noisy(f1)

@@ -63,7 +63,8 @@ def extract(work_dir: WorkDir,
             step: Annotated[Optional[int], typer.Option(help="flow from frame t to t+K")] = None,
             frame_stride: Annotated[Optional[int], typer.Option(help="keep every S-th frame")] = None,
             max_frames: Annotated[Optional[int], typer.Option(help="at most N frames per video")] = None,
-            param: Annotated[Optional[list[str]], typer.Option(help="algorithm parameter KEY=VALUE (repeatable)")] = None,
+            param: Annotated[Optional[list[str]],
+                             typer.Option(help="algorithm parameter KEY=VALUE (repeatable)")] = None,
             device: Annotated[Optional[str], typer.Option(help="tvl1-torch: auto, cpu or cuda")] = None,
             batch_size: Annotated[Optional[int], typer.Option(help="tvl1-torch: frame pairs per batch")] = None,
             compile: Annotated[Optional[bool], typer.Option(
@@ -295,7 +296,8 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
         from im2flow_storage.datasets import check_official_splits, scan_dataset
         ing = configs.ingest
         if "ingest" in configs.pipeline.stages:
-            entries = scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction, ing.seed)  # a bad root fails here
+            entries = scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction,
+                                   ing.seed)  # a bad root fails here
             check_official_splits(entries, configs.pipeline.splits)
         from im2flow_core.devices import resolve_device
         for section in ("extract", "train", "evaluate", "recognize"):  # before ingest and extract, not after

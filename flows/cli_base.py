@@ -87,7 +87,8 @@ def starts_api_early(obj: object, name: str | None, args: list[str]) -> bool:
 
 @app.callback()
 def _global_options(ctx: typer.Context, verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="also print every task's log lines (always in WORK_DIR/logs and the Prefect UI)")] = False
+        "--verbose", "-v",
+        help="also print every task's log lines (always in WORK_DIR/logs and the Prefect UI)")] = False
                     ) -> None:
     """Options for every command, given before its name: `im2flow --verbose extract ...`."""
     name = ctx.invoked_subcommand

@@ -16,9 +16,11 @@ from tasks.config import ConfigError, load_config
 
 @app.command()
 def export(out: Annotated[str, typer.Option("--out", help="output folder (local disk)")],
-           work_dir: Annotated[Optional[str], typer.Option("--work-dir", "-w", help="work directory with the flow "
-                                                           "store (and, for --hallucinated, the model registry)")] = None,
-           format: Annotated[str, typer.Option("--format", help="rawframes (mmaction2 / TSN / denseflow)")] = "rawframes",
+           work_dir: Annotated[Optional[str], typer.Option(
+               "--work-dir", "-w", help="work directory with the flow store (and, for --hallucinated, the model "
+               "registry)")] = None,
+           format: Annotated[str, typer.Option("--format",
+                                               help="rawframes (mmaction2 / TSN / denseflow)")] = "rawframes",
            bound: Annotated[Optional[float], typer.Option(help="flow ±B px → 0…255 (default 20)")] = None,
            store: Annotated[Optional[str], typer.Option(help="flow-store fingerprint, if several")] = None,
            split_index: Annotated[Optional[int], typer.Option(help="k in <name>_train_split_<k>_rawframes.txt")] = None,
@@ -26,8 +28,9 @@ def export(out: Annotated[str, typer.Option("--out", help="output folder (local 
            hallucinated: Annotated[bool, typer.Option("--hallucinated", help="export G's predicted flow")] = False,
            model: Annotated[Optional[str], typer.Option(help="--hallucinated: exported .pt or MLflow URI")] = None,
            split: Annotated[Optional[str], typer.Option(help="--hallucinated: only this split's videos")] = None,
-           images: Annotated[Optional[list[str]], typer.Option("--images", help="--hallucinated: still images or "
-                                                               "folders of them instead of the store (repeatable)")] = None,
+           images: Annotated[Optional[list[str]], typer.Option(
+               "--images", help="--hallucinated: still images or folders of them instead of the store "
+               "(repeatable)")] = None,
            device: Annotated[Optional[str], typer.Option(help="--hallucinated: auto, cpu or cuda")] = None,
            overwrite: Annotated[bool, typer.Option("--overwrite", help="export into a non-empty folder that holds "
                                                    "no im2flow export, replacing folders of the same names")] = False,

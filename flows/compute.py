@@ -18,7 +18,8 @@ def dask_scheduler(workers: int | None = None, address: str | None = None) -> It
     """Yield a scheduler address: `address` as given, else a LocalCluster's (closed on exit).
 
     The local cluster listens on 127.0.0.1 only (scheduler, workers and dashboard): whoever reaches a
-    Dask scheduler can run any code on its workers. The local cluster has `workers` single-threaded worker processes (default: one per core), with
+    Dask scheduler can run any code on its workers. The local cluster has `workers` single-threaded
+    worker processes (default: one per core), with
     glibc's adaptive malloc (see `worker_environ_overrides`), reporting to this process's Prefect API
     (see `worker_prefect_environ`), importing what tasks need as they start (flows.worker_preload).
     """

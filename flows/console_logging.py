@@ -54,7 +54,8 @@ def private_temp_folder() -> Path:
 
 
 def log_file_for(work_dir: str | None, command: str) -> Path:
-    """`<work_dir>/logs/im2flow-<command>-<UTC time>.log` for a local work dir, else in this user's private temp folder."""
+    """`<work_dir>/logs/im2flow-<command>-<UTC time>.log` for a local work dir, else in this user's private
+    temp folder."""
     local = local_path(logs_url(work_dir)) if work_dir else None
     folder = Path(local) if local else private_temp_folder() / "logs"
     return folder / f"im2flow-{command}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"

@@ -95,7 +95,8 @@ def _store_export(work_dir: str, root: Path, config: ExportConfig, show_progress
 
 
 def _image_paths(images: list[str]) -> list[tuple[Path, str]]:
-    """(image, label) for files and folders of images: label = the first sub-folder under a given folder, else 'stills'."""
+    """(image, label) for files and folders of images: label = the first sub-folder under a given folder,
+    else 'stills'."""
     out = []
     for item in images:
         path = Path(item).expanduser()

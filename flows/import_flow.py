@@ -119,7 +119,8 @@ def import_flow(source_dir: str, work_dir: str, config: ImportConfig = ImportCon
         raise RawframesError(str(exc)) from exc
     store = create_flow_store(work_dir, imported_store_config(root, config), library_versions())
     complete = {r.video_id: r for r in store.records(complete_only=True)}
-    todo = [f for f in folders if f["frame_dir"] not in complete or complete[f["frame_dir"]].source_size != f["size_bytes"]
+    todo = [f for f in folders if f["frame_dir"] not in complete
+            or complete[f["frame_dir"]].source_size != f["size_bytes"]
             or abs(complete[f["frame_dir"]].source_mtime - f["mtime"]) > 1e-3]
     logger.info("%s: %d video folders (labels and splits from %s), %d already imported, %d to import",
                 root, len(folders), provenance, len(folders) - len(todo), len(todo))
@@ -140,7 +141,8 @@ def import_flow(source_dir: str, work_dir: str, config: ImportConfig = ImportCon
                "bound_px": config.bound_px, "folders": len(folders), "skipped_complete": len(folders) - len(todo),
                "imported": len(imported), "failed": len(failed), "numbering": "; ".join(numberings) or "-",
                "frames": sum(o["n_frames"] for o in imported), "flows": sum(o["n_flows"] for o in imported),
-               "values_at_bound": sum(o["at_bound"] for o in imported), "seconds": round(time.perf_counter() - started, 2),
+               "values_at_bound": sum(o["at_bound"] for o in imported), "seconds": round(time.perf_counter() - started,
+                                                                                         2),
                "manifest": manifest, "report": report}
     failures = [{"item": o["path"], "error": o["error"]} for o in failed]
     publish_outcome("import", summary, failures, work_dir, "Rawframes import", "not imported")

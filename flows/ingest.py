@@ -56,7 +56,8 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
                          "official_splits": entry["official_splits"]})
         else:
             todo.append(entry)
-    logger.info("%d videos found, %d unchanged since the last manifest, %d to probe", len(entries), len(rows), len(todo))
+    logger.info("%d videos found, %d unchanged since the last manifest, %d to probe", len(entries), len(rows),
+                len(todo))
     batches = probe_batches(todo, config.megabytes_per_task)
     futures = [probe_videos.submit(b, config.min_frames, f"{b[0]['video_id']}+{len(b) - 1}", config.max_frame_pixels,
                                    config.max_frames) for b in batches]

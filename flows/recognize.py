@@ -128,7 +128,8 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig(),
                                                                        for k, v in generator_state.items()})})
     run_dir = recognize_url(work_dir, fingerprint)
     generator_path = join(run_dir, "generator.pt")
-    save_checkpoint(generator_path, {"kind": "im2flow-generator", "generator_config": generator.config.model_dump(mode="json"),
+    save_checkpoint(generator_path, {"kind": "im2flow-generator",
+                                     "generator_config": generator.config.model_dump(mode="json"),
                                      "labels": data.labels, "state_dict": generator_state})
     logger.info("recognition on %s: %d labels, %d train / %d validation / %d test samples; streams %s; seeds %s",
                 data.kind, len(data.labels), len(data.train), len(data.val), len(data.test), ", ".join(streams),
@@ -185,6 +186,7 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig(),
     publish_markdown("recognition-report",
                      f"# Recognition ({config.split})\n\n{markdown}\n\n{confusion_md}",
                      work_dir, "Accuracy table and confusion matrices")
-    logger.info("recognition on the %s split (mean ± std over %d seeds):\n%s", config.split, len(config.seeds), markdown)
+    logger.info("recognition on the %s split (mean ± std over %d seeds):\n%s", config.split, len(config.seeds),
+                markdown)
     return {"table": table, "markdown": markdown, "per_seed": per_seed, "out_dir": run_dir,
             "run_id": parent.info.run_id, "labels": data.labels, "skipped": data.skipped, "files": paths}

@@ -46,7 +46,8 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress
     tags = {"dataset": store.url.rsplit("/flows/", 1)[0], "store_fingerprint": store.fingerprint,
             "train_fingerprint": fingerprint, "git_commit": git_commit(), "split_index": str(config.split_index or "")}
     run_name = "train" if config.split_index is None else f"train-split{config.split_index}"
-    with tracked_run(tracking_uri, config.experiment, run_name, run_id=record.get("parent_run_id"), tags=tags) as parent:
+    with tracked_run(tracking_uri, config.experiment, run_name, run_id=record.get("parent_run_id"),
+                     tags=tags) as parent:
         if record.get("parent_run_id") != parent.info.run_id:  # a first run, or the tracking store changed
             mlflow.log_params(flatten({**config.content_dict(), "device": config.device,
                                        "magnitude_scale_px_resolved": scale}))

@@ -7,6 +7,8 @@ MIN_TILE_PX (small frames are upscaled by nearest neighbour, so pixels stay pixe
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -116,7 +118,7 @@ def stack_rows(rows: list[np.ndarray], title: str, columns: list[str] | None = N
     return captioned(np.concatenate(spaced, axis=0), title, cap_px=CAPTION_PX + 3)
 
 
-def potential_gallery(extremes: list[dict], rank_of: dict[str, int], per_row: int = 3) -> np.ndarray:
+def potential_gallery(extremes: list[dict[str, Any]], rank_of: dict[str, int], per_row: int = 3) -> np.ndarray:
     """The top and bottom of a motion-potential ranking (`extremes` in rank order, each with `image`, `rgb`,
     `flow`, `potential_px` and optionally `true_mean_magnitude_px`): cells of frame | predicted flow with
     their rank, potential, true motion (when known) and file name, `per_row` cells a row, one colour scale."""

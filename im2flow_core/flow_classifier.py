@@ -19,7 +19,6 @@ from torch import nn
 from im2flow_core.model_configs import STAGES
 
 
-
 class ClassifierConfig(BaseModel):
     """Architecture of φ (and of the appearance stream)."""
 
@@ -43,7 +42,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.shortcut = nn.Identity()
+        self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
                                           nn.BatchNorm2d(out_channels))
@@ -70,7 +69,8 @@ class FlowClassifier(nn.Module):
         in_channels = w
         for index, (width, n_blocks) in enumerate(zip(widths, c.blocks)):
             stride = 1 if index == 0 else 2
-            layers = [BasicBlock(in_channels if b == 0 else width, width, stride if b == 0 else 1) for b in range(n_blocks)]
+            layers = [BasicBlock(in_channels if b == 0 else width, width,
+                                 stride if b == 0 else 1) for b in range(n_blocks)]
             setattr(self, f"layer{index + 1}", nn.Sequential(*layers))
             in_channels = width
         self.pool = nn.AdaptiveAvgPool2d(1)

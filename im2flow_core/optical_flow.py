@@ -92,7 +92,7 @@ class TVL1Estimator:
 
     def __init__(self, params: TVL1Params | None = None) -> None:
         p = params or TVL1Params()
-        self._impl = cv2.optflow.DualTVL1OpticalFlow_create(
+        self._impl = cv2.optflow.DualTVL1OpticalFlow_create(  # type: ignore[attr-defined]  # contrib: no stubs
             tau=p.tau, lambda_=p.lambda_, theta=p.theta, nscales=p.nscales, warps=p.warps,
             epsilon=p.epsilon, innnerIterations=p.inner_iterations, outerIterations=p.outer_iterations,
             scaleStep=p.scale_step, gamma=p.gamma, medianFiltering=p.median_filtering, useInitialFlow=False)
@@ -120,7 +120,7 @@ class DISEstimator:
 
     def __init__(self, params: DISParams | None = None) -> None:
         p = params or DISParams()
-        self._impl = cv2.DISOpticalFlow_create(_DIS_PRESETS[p.preset])
+        self._impl = cv2.DISOpticalFlow.create(_DIS_PRESETS[p.preset])
         setters = {"finest_scale": self._impl.setFinestScale, "patch_size": self._impl.setPatchSize,
                    "patch_stride": self._impl.setPatchStride,
                    "gradient_descent_iterations": self._impl.setGradientDescentIterations,
@@ -134,7 +134,7 @@ class DISEstimator:
     def calc(self, frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
         """See FlowEstimator.calc."""
         _check_pair(frame0, frame1)
-        return self._impl.calc(frame0, frame1, None)
+        return self._impl.calc(frame0, frame1, None)  # type: ignore[call-overload]  # flow=None: OpenCV allocates it
 
     def resolved_params(self) -> dict[str, object]:
         """See FlowEstimator.resolved_params."""
@@ -159,8 +159,9 @@ class FarnebackEstimator:
         """See FlowEstimator.calc."""
         _check_pair(frame0, frame1)
         p = self._params
-        return cv2.calcOpticalFlowFarneback(frame0, frame1, None, p.pyr_scale, p.levels, p.winsize,
-                                            p.iterations, p.poly_n, p.poly_sigma, 0)
+        # flow=None: OpenCV allocates it; its stubs do not allow None
+        return cv2.calcOpticalFlowFarneback(frame0, frame1, None, p.pyr_scale, p.levels,  # type: ignore[call-overload]
+                                            p.winsize, p.iterations, p.poly_n, p.poly_sigma, 0)
 
     def resolved_params(self) -> dict[str, object]:
         """See FlowEstimator.resolved_params."""
@@ -181,14 +182,14 @@ def create_estimator(algorithm: FlowAlgorithm | str,
     if params is not None and not isinstance(params, expected):
         raise TypeError(f"{algorithm.value} needs {expected.__name__}, got {type(params).__name__}")
     if algorithm is FlowAlgorithm.tvl1:
-        return TVL1Estimator(params)  # type: ignore[arg-type]
+        return TVL1Estimator(params)
     if algorithm is FlowAlgorithm.tvl1_torch:
         from im2flow_core.tvl1_torch import TorchTVL1Estimator  # torch is imported only when asked for
-        return TorchTVL1Estimator(params, device=device, batch_size=batch_size,  # type: ignore[arg-type,return-value]
+        return TorchTVL1Estimator(params, device=device, batch_size=batch_size,
                                   compile=compile)
     if algorithm is FlowAlgorithm.dis:
-        return DISEstimator(params)  # type: ignore[arg-type]
-    return FarnebackEstimator(params)  # type: ignore[arg-type]
+        return DISEstimator(params)
+    return FarnebackEstimator(params)
 
 
 def implementation_name(algorithm: FlowAlgorithm | str) -> str:

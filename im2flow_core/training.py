@@ -11,10 +11,13 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from im2flow_core.losses import LossTerms
 
 
 @dataclass
@@ -114,7 +117,8 @@ class ClassifierTrainable:
 
     monitor = "loss"
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, input_key: str, device: torch.device) -> None:
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, input_key: str,
+                 device: torch.device) -> None:
         self.model, self.optimizer, self.input_key, self.device = model, optimizer, input_key, device
         self.criterion = nn.CrossEntropyLoss()
 
@@ -133,7 +137,7 @@ class ClassifierTrainable:
         """See Trainable."""
         loss, acc = self._loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's stubs leave Tensor.backward untyped
         self.optimizer.step()
         return {"loss": loss.item(), "acc": acc.item()}
 
@@ -148,7 +152,8 @@ class GeneratorTrainable:
 
     monitor = "loss"
 
-    def __init__(self, generator: nn.Module, loss: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    def __init__(self, generator: nn.Module, loss: nn.Module, optimizer: torch.optim.Optimizer,
+                 device: torch.device) -> None:
         self.generator, self.loss, self.optimizer, self.device = generator, loss, optimizer, device
 
     def train_mode(self, training: bool) -> None:
@@ -156,7 +161,7 @@ class GeneratorTrainable:
         self.generator.train(training)
         self.loss.train(training)
 
-    def _terms(self, batch: dict[str, torch.Tensor]):  # noqa: ANN202 - LossTerms
+    def _terms(self, batch: dict[str, torch.Tensor]) -> LossTerms:
         rgb = batch["rgb"].to(self.device, non_blocking=True)
         target = batch["flow"].to(self.device, non_blocking=True)
         with autocast(self.device):
@@ -167,7 +172,7 @@ class GeneratorTrainable:
         """See Trainable."""
         terms = self._terms(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
+        terms.total.backward()  # type: ignore[no-untyped-call]  # torch's stubs leave Tensor.backward untyped
         self.optimizer.step()
         return {"loss": terms.total.item(), "loss_pixel": terms.pixel.item(), "loss_content": terms.content.item(),
                 "loss_potential": terms.potential.item()}

@@ -357,7 +357,8 @@ def tvl1_flow(frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params |
         u1 = torch.zeros((n, *sizes[-1]), dtype=torch.float32, device=i0.device)
         u2 = torch.zeros_like(u1)
         for level in range(len(sizes) - 1, -1, -1):
-            u1, u2 = _one_scale(*_planes(torch.stack(levels[level], dim=1)), u1, u2, params, kernels, check_every)
+            level0, level1 = _planes(torch.stack(levels[level], dim=1))
+            u1, u2 = _one_scale(level0, level1, u1, u2, params, kernels, check_every)
             if level == 0:
                 break
             u1, u2 = _planes(_resize(torch.stack([u1, u2], dim=1), sizes[level - 1]) / params.scale_step)
@@ -381,7 +382,7 @@ class TorchTVL1Estimator:
         self.batch_size = batch_size
         self.compile = compile
 
-    def calc_batch(self, frames0: list, frames1: list) -> list:
+    def calc_batch(self, frames0: list[np.ndarray], frames1: list[np.ndarray]) -> list[np.ndarray]:
         """Flows `(H, W, 2) float32` for pairs of equal-size `(H, W) uint8` frames (NumPy in, NumPy out)."""
         if len(frames0) != len(frames1):
             raise ValueError("frames0 and frames1 differ in length")
@@ -402,7 +403,7 @@ class TorchTVL1Estimator:
                 self.compile = False
         return list(tvl1_flow(i0, i1, self.params).cpu().numpy())
 
-    def calc(self, frame0, frame1):  # noqa: ANN001, ANN201 - FlowEstimator protocol
+    def calc(self, frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
         """See FlowEstimator.calc."""
         return self.calc_batch([frame0], [frame1])[0]
 

@@ -13,7 +13,7 @@ parameter (pix2pix's UnetSkipConnectionBlock).
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -75,13 +75,16 @@ class UNetGenerator(nn.Module):
         if rgb.shape[-2] % self.stride or rgb.shape[-1] % self.stride:
             raise ValueError(f"H and W must be multiples of {self.stride} (2**depth), got {tuple(rgb.shape[-2:])}")
         raw = self.body(rgb)
-        activation = {"relu": F.relu, "softplus": F.softplus, "abs": torch.abs}[self.config.magnitude_activation]
+        activations: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "softplus": F.softplus,
+                                                                           "abs": torch.abs}
+        activation = activations[self.config.magnitude_activation]
         magnitude = activation(raw[:, 2:])
         return torch.cat([torch.tanh(raw[:, :2]), magnitude], 1)
 
     def to_flow_image(self, model_space: torch.Tensor) -> torch.Tensor:
         """Model space → flow image `(N, 3, H, W)` (sin θ, cos θ, M in px)."""
-        return torch.cat([model_space[:, :2], model_space[:, 2:] * self.magnitude_scale_px], 1)
+        scale = self.get_buffer("magnitude_scale_px")
+        return torch.cat([model_space[:, :2], model_space[:, 2:] * scale], 1)
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -99,7 +99,8 @@ def probe_video(path: str, min_frames: int = 2, max_frame_pixels: int | None = N
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         fourcc = int(capture.get(cv2.CAP_PROP_FOURCC) or 0)
         codec = "".join(chr((fourcc >> 8 * i) & 0xFF) for i in range(4)).strip("\x00 ") if fourcc else ""
-        header_w, header_h = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        header_w = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        header_h = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
         if max_frame_pixels is not None and header_w * header_h > max_frame_pixels:
             return VideoProbe(VideoStatus.too_large, error=_too_large(header_w, header_h, max_frame_pixels),
                               container_frames=claimed, fps=fps, width=header_w, height=header_h, codec=codec)

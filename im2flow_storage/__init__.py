@@ -9,6 +9,7 @@ Reading a flow store back::
 """
 
 from im2flow_storage import codecs as _codecs  # noqa: F401  (registers the zarr codecs)
-from im2flow_storage.flow_store import FlowStore, FlowStoreError, VideoRecord, list_flow_stores, open_flow_store
+from im2flow_storage.flow_store import FlowStore, FlowStoreError, list_flow_stores, open_flow_store
+from im2flow_storage.video_writer import VideoRecord
 
 __all__ = ["FlowStore", "FlowStoreError", "VideoRecord", "list_flow_stores", "open_flow_store"]

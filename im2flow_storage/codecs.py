@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import imagecodecs
 import numpy as np
@@ -67,7 +67,7 @@ class FlowImageCodec(ArrayBytesCodec):
     @property
     def bound_px(self) -> float:
         """Largest |u| or |v| (px) stored without clipping."""
-        return self._impl.bound_px  # type: ignore[attr-defined,no-any-return]
+        return self._impl.bound_px  # type: ignore[attr-defined]  # every implementation has it; the protocol does not say
 
     @classmethod
     def from_dict(cls, data: dict[str, JSON]) -> Self:
@@ -141,8 +141,8 @@ class ImageCodec(ArrayBytesCodec):
 
     def _encode_one(self, frame: np.ndarray) -> bytes:
         if self.format == "png":
-            return imagecodecs.png_encode(frame)
-        return imagecodecs.jpeg8_encode(frame, level=self.quality)
+            return cast(bytes, imagecodecs.png_encode(frame))
+        return cast(bytes, imagecodecs.jpeg8_encode(frame, level=self.quality))
 
     def decode_frames(self, blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
         """Decode a blob back into RGB frames of `shape` `(..., H, W, 3)` uint8."""

@@ -67,10 +67,11 @@ def _video_id(path: Path, root: Path) -> str:
 
 def _class_videos(root: Path) -> list[tuple[Path, str]]:
     """(path, label) of every video under ROOT/<label>/ (symlinks and broken files included)."""
-    out = []
+    out: list[tuple[Path, str]] = []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for dirpath, dirnames, filenames in os.walk(class_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not d.lower().endswith(VIDEO_EXTENSIONS))
+            dirnames[:] = sorted(d for d in dirnames
+                                 if not d.startswith(".") and not d.lower().endswith(VIDEO_EXTENSIONS))
             names = filenames + [d for d in os.listdir(dirpath) if d.lower().endswith(VIDEO_EXTENSIONS)
                                  and os.path.isdir(os.path.join(dirpath, d))]
             out.extend((Path(dirpath) / n, printable(class_dir.name)) for n in sorted(set(names))
@@ -88,7 +89,8 @@ def _find_ucf_lists(root: Path) -> Path | None:
 def _find_hmdb_splits(root: Path, split_index: int, recursive: bool = True) -> list[Path]:
     """HMDB-51 split files inside `root` (anywhere below it, or only at its top), or beside it (parent or sibling)."""
     pattern = f"*_test_split{split_index}.txt"
-    return sorted(root.rglob(pattern) if recursive else root.glob(pattern)) or sorted([*root.parent.glob(pattern), *root.parent.glob(f"*/{pattern}")])
+    return sorted(root.rglob(pattern) if recursive else root.glob(pattern)) or sorted([*root.parent.glob(pattern),
+                                                                                       *root.parent.glob(f"*/{pattern}")])
 
 
 def detect_layout_with_evidence(root: Path) -> tuple[DatasetLayout, str]:
@@ -215,7 +217,8 @@ def assign_splits(root: str | Path, videos: list[tuple[str, str]], layout: Datas
         split_of = _ucf_split_of(root, split_index)
         return {vid: split_of.get(vid, "unused") for vid, _ in videos}
     if layout is DatasetLayout.hmdb51:
-        codes = {(label, Path(name).stem): split for (label, name), split in _hmdb_codes(root, split_index, recursive=False).items()}
+        codes = {(label, Path(name).stem): split for (label, name), split in _hmdb_codes(root, split_index,
+                                                                                         recursive=False).items()}
         return {vid: codes.get((label, vid.rsplit("/", 1)[-1]), "unused") for vid, label in videos}
     if layout is DatasetLayout.list:
         raise DatasetError("layout 'list' names video files; it cannot assign splits to frame folders")

@@ -43,7 +43,8 @@ def write_demo_dataset(root: str | Path, *, seed: int = 0, groups_per_class: int
     root = Path(root)
     lists = root / "ucfTrainTestlist"
     lists.mkdir(parents=True, exist_ok=True)
-    train, test = [], []
+    train: list[tuple[str, int]] = []
+    test: list[tuple[str, int]] = []
     for class_index, action in enumerate(ACTIONS):
         name = _class_name(action)
         (root / name).mkdir(exist_ok=True)
@@ -54,7 +55,7 @@ def write_demo_dataset(root: str | Path, *, seed: int = 0, groups_per_class: int
                 rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.{ext}"
                 frames = render_clip(action, seed * 7919 + class_index * 131 + group * 17 + clip, style, n_frames,
                                      figure_scale=figure_scale)
-                writer = cv2.VideoWriter(str(root / rel), cv2.VideoWriter_fourcc(*fourcc), fps, (size, size))
+                writer = cv2.VideoWriter(str(root / rel), cv2.VideoWriter.fourcc(*fourcc), fps, (size, size))
                 if not writer.isOpened():
                     raise RuntimeError(f"OpenCV cannot write {fourcc} video {root / rel}")
                 for frame in frames:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import imagecodecs
 import numpy as np
@@ -76,7 +76,7 @@ class QuantizedFlowCompression:
         """See FlowCompression."""
         # Interleaved (H, W, 2) codes ~5 % smaller and faster than two separate planes (measured).
         pair = _to_uint16(quantize_flow(flow, self.step_px))
-        return [imagecodecs.jpegxl_encode(pair, lossless=True, effort=self.effort)]
+        return [cast(bytes, imagecodecs.jpegxl_encode(pair, lossless=True, effort=self.effort))]
 
     def decode(self, planes: list[bytes]) -> np.ndarray:
         """See FlowCompression."""
@@ -121,7 +121,7 @@ class BoundedFlowCompression:
         # u and v side by side in one grey plane `(H, 2W)`: one JPEG-XL encode and one decode instead
         # of two each, which halves the codec's fixed cost per frame and codes ~5 % smaller (measured).
         plane = np.ascontiguousarray(np.concatenate([levels[..., 0], levels[..., 1]], axis=1))
-        planes = [imagecodecs.jpegxl_encode(plane, distance=self.distance, effort=self.effort)]
+        planes = [cast(bytes, imagecodecs.jpegxl_encode(plane, distance=self.distance, effort=self.effort))]
         return planes, self._lossy_decode(planes)
 
     def _lossy_decode(self, lossy: list[bytes]) -> np.ndarray:
@@ -142,7 +142,8 @@ class BoundedFlowCompression:
         residual = np.rint((flow - approx) / self._residual_step_px).astype(np.int32)
         # Nearly always within ±127 (8 bits); a coarse lossy layer on wild flow may need 16.
         stored = (residual + 128).astype(np.uint8) if np.abs(residual).max(initial=0) <= 127 else _to_uint16(residual)
-        planes.append(imagecodecs.jpegxl_encode(np.ascontiguousarray(stored), lossless=True, effort=self.effort))
+        planes.append(cast(bytes, imagecodecs.jpegxl_encode(np.ascontiguousarray(stored), lossless=True,
+                                                            effort=self.effort)))
         return planes
 
     def decode(self, planes: list[bytes]) -> np.ndarray:

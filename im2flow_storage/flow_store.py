@@ -28,7 +28,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import zarr
@@ -54,6 +54,29 @@ from im2flow_storage.video_writer import VideoRecord, VideoWriter, record_from_a
 
 STORE_FORMAT_VERSION = 1
 _KEY_SAFE = re.compile(r"[A-Za-z0-9._-]")
+
+
+
+OpenMode = Literal["r", "r+", "a", "w", "w-"]
+"""How zarr opens a store's group: read only, read-write, create if needed, overwrite, create new."""
+
+
+def member_group(group: zarr.Group, *path: str) -> zarr.Group:
+    """The subgroup at `path` under `group` (KeyError if absent; FlowStoreError if it is an array)."""
+    for name in path:
+        member = group[name]
+        if not isinstance(member, zarr.Group):
+            raise FlowStoreError(f"{name!r} in {group.path or group.store} is an array, not a group")
+        group = member
+    return group
+
+
+def member_array(group: zarr.Group, name: str) -> zarr.Array[Any]:
+    """The array `name` in `group` (KeyError if absent; FlowStoreError if it is a group)."""
+    member = group[name]
+    if not isinstance(member, zarr.Array):
+        raise FlowStoreError(f"{name!r} in {group.path or group.store} is a group, not an array")
+    return member
 
 
 class FlowStoreError(Exception):
@@ -198,7 +221,7 @@ class FlowStore:
 
     def _video_group(self, video_id: str) -> zarr.Group:
         try:
-            return self._group["videos"][video_key(video_id)]  # type: ignore[index,return-value]
+            return member_group(self._group, "videos", video_key(video_id))
         except KeyError:
             raise KeyError(f"video {video_id!r} is not in flow store {self.url}") from None
 
@@ -244,24 +267,24 @@ class FlowStore:
 
     def read_rgb(self, video_id: str, t: int) -> np.ndarray:
         """Frame t of `video_id`: `(H, W, 3) uint8` RGB."""
-        return np.asarray(self._complete_group(video_id)["rgb"][t])
+        return np.asarray(member_array(self._complete_group(video_id), "rgb")[t])
 
     def read_flow_image(self, video_id: str, t: int) -> np.ndarray:
         """Flow image t of `video_id`: `(H, W, 3) float32` (sin θ, cos θ, M px)."""
-        return np.asarray(self._complete_group(video_id)["flow"][t])
+        return np.asarray(member_array(self._complete_group(video_id), "flow")[t])
 
     def iter_rgb(self, video_id: str) -> Iterator[np.ndarray]:
         """The frames of `video_id` in order, `(H, W, 3) uint8` RGB, checksums verified (FrameReader)."""
-        array = self._complete_group(video_id)["rgb"]
+        array = member_array(self._complete_group(video_id), "rgb")
         read = _frame_reader(array, f"video {video_id!r} rgb").read
-        for t in range(array.shape[0]):  # type: ignore[union-attr]
+        for t in range(array.shape[0]):
             yield read(t)
 
     def iter_flow(self, video_id: str) -> Iterator[np.ndarray]:
         """The flows of `video_id` in order, `(H, W, 2) float32` px (u, v); flow t goes from frame t to t + K."""
-        array = self._complete_group(video_id)["flow"]
+        array = member_array(self._complete_group(video_id), "flow")
         reader = _frame_reader(array, f"video {video_id!r} flow")
-        for t in range(array.shape[0]):  # type: ignore[union-attr]
+        for t in range(array.shape[0]):
             yield reader.read_flow(t) if hasattr(reader, "read_flow") else decode_flow(reader.read(t))
 
     def read_flow(self, video_id: str, t: int) -> np.ndarray:
@@ -274,17 +297,17 @@ class FlowStore:
         The flow goes from frame t to frame t + K; valid t are 0 … n_flows − 1 (IndexError otherwise).
         """
         group = self._complete_group(video_id)
-        n_flows = int(group.attrs["n_flows"])
+        n_flows = int(cast(int, group.attrs["n_flows"]))
         if not -n_flows <= t < n_flows:
             raise IndexError(f"flow index {t} out of range for {video_id!r} ({n_flows} flows)")
         t = t % n_flows
-        return np.asarray(group["rgb"][t]), decode_flow(np.asarray(group["flow"][t]))
+        return np.asarray(member_array(group, "rgb")[t]), decode_flow(np.asarray(member_array(group, "flow")[t]))
 
 
 class _ZarrFrames:
     """The FrameReader interface over plain zarr, for arrays of another layout."""
 
-    def __init__(self, array: zarr.Array) -> None:
+    def __init__(self, array: zarr.Array[Any]) -> None:
         self._array = array
 
     def read(self, t: int) -> np.ndarray:
@@ -358,7 +381,7 @@ def store_work_dir(store_url: str) -> str | None:
     return work_dir if folder == FLOWS_DIR and name.endswith(".zarr") and work_dir else None
 
 
-def open_flow_store(work_dir_or_url: str, fingerprint: str | None = None, mode: str = "r",
+def open_flow_store(work_dir_or_url: str, fingerprint: str | None = None, mode: OpenMode = "r",
                     split_index: int | None = None) -> FlowStore:
     """Open a flow store for reading: a store URL, or a work directory holding one.
 
@@ -369,7 +392,7 @@ def open_flow_store(work_dir_or_url: str, fingerprint: str | None = None, mode: 
     return _open_flow_store(work_dir_or_url, fingerprint, mode).for_split(split_index)
 
 
-def _open_flow_store(work_dir_or_url: str, fingerprint: str | None, mode: str) -> FlowStore:
+def _open_flow_store(work_dir_or_url: str, fingerprint: str | None, mode: OpenMode) -> FlowStore:
     if work_dir_or_url.rstrip("/").endswith(".zarr"):
         try:
             return FlowStore(work_dir_or_url, zarr.open_group(work_dir_or_url, mode=mode))
@@ -383,7 +406,8 @@ def _open_flow_store(work_dir_or_url: str, fingerprint: str | None, mode: str) -
                              + (f" with fingerprint {fingerprint}" if fingerprint else "; run `im2flow extract` first"))
     if len(stores) > 1:
         names = ", ".join(f"{s.fingerprint} ({s.config.get('algorithm')})" for s in stores)
-        raise FlowStoreError(f"{len(stores)} flow stores under {flows_url(work_dir_or_url)}: {names}; pass a fingerprint")
+        raise FlowStoreError(f"{len(stores)} flow stores under {flows_url(work_dir_or_url)}: {names}; "
+                             "pass a fingerprint")
     if mode != "r":
         return FlowStore(stores[0].url, zarr.open_group(stores[0].url, mode=mode))
     return stores[0]

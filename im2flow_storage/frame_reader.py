@@ -14,6 +14,8 @@ A mismatch raises `CorruptFrame` naming the array (hence the video) and the fram
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import google_crc32c
 import numpy as np
@@ -46,9 +48,9 @@ class FrameReader:
     `name` (e.g. the video id) is put in error messages; it defaults to the array's path.
     """
 
-    def __init__(self, array: zarr.Array, name: str | None = None) -> None:
-        meta = array.metadata
-        codecs = getattr(meta, "codecs", ())
+    def __init__(self, array: zarr.Array[Any], name: str | None = None) -> None:
+        meta: Any = array.metadata  # v3 metadata (checked below); v2 has no codecs and is refused
+        codecs: tuple[Any, ...] = tuple(getattr(meta, "codecs", ()))
         if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
             raise UnsupportedLayout("not a sharded array")
         sharding = codecs[0]
@@ -65,15 +67,17 @@ class FrameReader:
         self._checked = checked
         self._name = f"{name} ({array.path})" if name else array.path
         self._frame_shape = tuple(array.shape[1:])
-        self._shard_frames = int(meta.chunk_grid.chunk_shape[0])  # type: ignore[attr-defined]
+        self._shard_frames = int(meta.chunk_grid.chunk_shape[0])
         self._length = int(array.shape[0])
         self._dtype = array.dtype
         store = array.store
         prefix = f"{array.path}/c" if array.path else "c"
         tail = "/0" * (len(array.shape) - 1)
+        self._read: Callable[[int, int, int], bytes]
         if isinstance(store, LocalStore):
             root = str(store.root)
-            self._read = lambda shard, start, size: _read_local(os.path.join(root, f"{prefix}/{shard}{tail}"), start, size)
+            self._read = lambda shard, start, size: _read_local(os.path.join(root, f"{prefix}/{shard}{tail}"), start,
+                                                                size)
         elif isinstance(store, FsspecStore):
             fs, base = _sync_filesystem(store.fs), store.path.rstrip("/")
             self._read = lambda shard, start, size: _read_fsspec(fs, f"{base}/{prefix}/{shard}{tail}", start, size)
@@ -129,7 +133,7 @@ def _read_local(path: str, start: int, size: int) -> bytes:
         return handle.read(size)
 
 
-def _sync_filesystem(fs):  # noqa: ANN001, ANN202 - any fsspec filesystem
+def _sync_filesystem(fs: Any) -> Any:  # any fsspec filesystem
     """A blocking twin of zarr's asynchronous filesystem (its event loop is zarr's own, not ours)."""
     if not getattr(fs, "asynchronous", False):
         return fs
@@ -139,7 +143,7 @@ def _sync_filesystem(fs):  # noqa: ANN001, ANN202 - any fsspec filesystem
     return fsspec.filesystem(protocol, **{k: v for k, v in fs.storage_options.items() if k != "asynchronous"})
 
 
-def _read_fsspec(fs, path: str, start: int, size: int) -> bytes:  # noqa: ANN001 - any fsspec filesystem
+def _read_fsspec(fs: Any, path: str, start: int, size: int) -> bytes:  # any fsspec filesystem
     if start < 0:
         return fs.tail(path, size)
     return fs.cat_file(path, start=start, end=start + size)

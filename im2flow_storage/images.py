@@ -123,7 +123,7 @@ def read_labelled_images(csv_path: str | Path) -> list[LabelledImage]:
         raise ValueError(f"{csv_path}: missing column(s) {sorted(missing)}; expected path,label[,split]")
     rows = []
     for line, row in enumerate(reader, start=2):
-        path, label, split = (row.get("path") or "").strip(), (row.get("label") or "").strip(), (row.get("split") or "").strip()
+        path, label, split = ((row.get(column) or "").strip() for column in ("path", "label", "split"))
         if not path or not label:
             raise ValueError(f"{csv_path}:{line}: empty path or label")
         if split not in ("", "train", "test"):

@@ -18,7 +18,8 @@ A video is written into `<video>.partial/` and renamed into place, so its folder
 half-written under its own name. Every folder name comes from labels and ids (data), so each goes
 through `paths.safe_child` (no `..`, no separators, inside ROOT), and two videos whose folders a
 case-insensitive disk would merge are refused. Export replaces only a folder its own records say it
-wrote; anything else under ROOT is left alone (the video fails, naming the folder). Reading (`scan_rawframes`) accepts flow numbered from 0 or 1
+wrote; anything else under ROOT is left alone (the video fails, naming the folder). Reading
+(`scan_rawframes`) accepts flow numbered from 0 or 1
 (denseflow numbers flow from 0 and RGB from 1) and one or two folder levels.
 """
 
@@ -88,7 +89,8 @@ def write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
 def read_image(path: Path, grey: bool) -> np.ndarray:
     """`(H, W, 3) uint8` RGB or `(H, W) uint8` grey from an image file; RawframesError if unreadable."""
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) if data is not None and data.size else None
+    image = cv2.imdecode(data,
+                         cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) if data is not None and data.size else None
     if image is None:
         raise RawframesError(f"{path.name}: missing or not a readable image")
     return image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -145,7 +147,7 @@ class RawframeVideoWriter:
     def __enter__(self) -> RawframeVideoWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if not self._committed:
             shutil.rmtree(self.partial, ignore_errors=True)
             if not self.final.exists():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,9 +20,10 @@ from torch.utils.data import Dataset
 
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.inference import rgb_to_tensor
-from im2flow_storage.flow_store import FlowStore, VideoRecord, open_flow_store, video_key
+from im2flow_storage.flow_store import FlowStore, member_array, member_group, open_flow_store, video_key
 from im2flow_storage.frame_reader import FrameReader, UnsupportedLayout
 from im2flow_storage.images import read_rgb_image
+from im2flow_storage.video_writer import VideoRecord
 
 PairTransform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
@@ -43,7 +45,7 @@ def sample_index(store: FlowStore, video_ids: Sequence[str], label_of: dict[str,
     read (one listing and a concurrent read of every video's metadata: on an object store, a
     request per video).
     """
-    samples = []
+    samples: list[Sample] = []
     complete = store.records(complete_only=True) if records is None else records
     by_id = {r.video_id: r for r in complete}
     for video_id in video_ids:
@@ -57,7 +59,7 @@ def sample_index(store: FlowStore, video_ids: Sequence[str], label_of: dict[str,
     return samples
 
 
-class FlowPairDataset(Dataset):
+class FlowPairDataset(Dataset[dict[str, torch.Tensor]]):
     """Samples of a flow store as tensors; `transform(rgb, flow, rng)` augments in pixel space."""
 
     def __init__(self, store_url: str, samples: Sequence[Sample], magnitude_scale_px: float,
@@ -75,7 +77,7 @@ class FlowPairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_group"], state["_readers"] = None, {}  # each worker opens its own handles
         return state
@@ -84,15 +86,14 @@ class FlowPairDataset(Dataset):
         if video_id not in self._readers:
             if self._group is None:
                 self._group = zarr.open_group(open_flow_store(self.store_url).url, mode="r")
-            group = self._group["videos"][video_key(video_id)]
-            rgb, flow = group["rgb"], group["flow"]
+            group = member_group(self._group, "videos", video_key(video_id))
+            rgb, flow = member_array(group, "rgb"), member_array(group, "flow")
             try:
-                rgb_reader = FrameReader(rgb, f"video {video_id!r} rgb")  # type: ignore[arg-type]
-                flow_reader = FrameReader(flow, f"video {video_id!r} flow")  # type: ignore[arg-type]
+                rgb_reader = FrameReader(rgb, f"video {video_id!r} rgb")
+                flow_reader = FrameReader(flow, f"video {video_id!r} flow")
                 self._readers[video_id] = (rgb_reader.read, flow_reader.read_flow)
             except UnsupportedLayout:  # not the layout the store writes: zarr's general path
-                self._readers[video_id] = (lambda t: np.asarray(rgb[t]),  # type: ignore[index]
-                                           lambda t: decode_flow(np.asarray(flow[t])))  # type: ignore[index]
+                self._readers[video_id] = (lambda t: np.asarray(rgb[t]), lambda t: decode_flow(np.asarray(flow[t])))
         return self._readers[video_id]
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +116,7 @@ class FlowPairDataset(Dataset):
         return {"rgb": rgb_to_tensor(rgb), "flow": image, "label": torch.tensor(self.samples[index].label)}
 
 
-class LabelledImageDataset(Dataset):
+class LabelledImageDataset(Dataset[dict[str, torch.Tensor]]):
     """Still images with labels as tensors: `{"rgb": (3, S, S) float32 in [-1, 1], "label": int64}`.
 
     `transform(rgb, rng)` resizes/crops/augments `(H, W, 3) uint8`; it is seeded by (seed, epoch,

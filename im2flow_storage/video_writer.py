@@ -63,7 +63,8 @@ class VideoWriter:
             raise ValueError(f"frame size changed from {self._frame_shape} to {rgb.shape[:2]}")
         self._push("rgb", rgb)
         if flow_image is not None:
-            if len(self._buffers["rgb"]) + self._written["rgb"] - 1 != len(self._buffers["flow"]) + self._written["flow"]:
+            frames = len(self._buffers["rgb"]) + self._written["rgb"]
+            if frames - 1 != len(self._buffers["flow"]) + self._written["flow"]:
                 raise ValueError("flows must be appended with their frames, in order, before the tail")
             self._n_clipped += int(np.count_nonzero(np.abs(decode_flow(flow_image)) > self._bound))
             self._push("flow", flow_image)
@@ -85,9 +86,11 @@ class VideoWriter:
         self._written[name] += len(block)
         self._buffers[name] = []
 
-    def _array(self, name: str, frame_shape: tuple[int, ...]) -> zarr.Array:
+    def _array(self, name: str, frame_shape: tuple[int, ...]) -> zarr.Array[Any]:
         if name in self._group:
-            return self._group[name]  # type: ignore[return-value]
+            member = self._group[name]
+            if isinstance(member, zarr.Array):
+                return member
         dtype = "uint8" if name == "rgb" else "float32"
         return self._group.create_array(
             name, shape=(0,) + frame_shape, dtype=dtype, chunks=(1,) + frame_shape,

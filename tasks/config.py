@@ -80,7 +80,8 @@ class IngestConfig(ComputeConfig):
     min_frames: int = Field(2, ge=2, description="fewer decodable frames mark a video too_short")
     max_frame_pixels: int = Field(50_000_000, ge=1, description="frames of more pixels (W×H) mark a video too_large "
                                   "(checked from the header before decoding)")
-    max_frames: int = Field(1_000_000, ge=2, description="more decodable frames mark a video too_long (≈ 9 h at 30 fps)")
+    max_frames: int = Field(1_000_000, ge=2,
+                            description="more decodable frames mark a video too_long (≈ 9 h at 30 fps)")
     allow_shrink: bool = Field(False, description="let a re-ingest drop more than shrink_limit of the manifest's "
                                                   "ok videos (they were deleted, moved or are not mounted)")
     shrink_limit: float = Field(0.05, ge=0, le=1, description="share of the manifest's ok videos a re-ingest may drop "

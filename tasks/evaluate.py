@@ -119,7 +119,8 @@ def _score_frame(s: Any, rgb: np.ndarray, true: np.ndarray, im2flow: np.ndarray,
 
 def _keep_extremes(examples: dict[tuple[str, int], Any], rows: list[dict[str, Any]], k: int) -> None:
     """Drop the examples that are neither among the k best nor the k worst by Im2Flow's EPE."""
-    epe = {(r["video_id"], r["t"]): r["epe"] for r in rows if r["method"] == "Im2Flow" and (r["video_id"], r["t"]) in examples}
+    epe = {(r["video_id"], r["t"]): r["epe"] for r in rows if r["method"] == "Im2Flow" and (r["video_id"],
+                                                                                            r["t"]) in examples}
     ordered = sorted(epe, key=epe.__getitem__)
     keep = set(ordered[:k]) | set(ordered[-k:])
     for key in list(examples):

@@ -112,7 +112,8 @@ def import_folder(store_url: str, folder_path: str, frame_dir: str, label: str, 
         outcome.update(status="complete", n_frames=record.n_frames, n_flows=record.n_flows, at_bound=at_bound,
                        width=record.width, height=record.height)
     except (ImportProblem, RawframesError, ValueError, OSError) as exc:
-        outcome["error"] = str(exc) if isinstance(exc, (ImportProblem, RawframesError)) else f"{type(exc).__name__}: {exc}"
+        outcome["error"] = str(exc) if isinstance(exc, (ImportProblem,
+                                                        RawframesError)) else f"{type(exc).__name__}: {exc}"
     outcome["seconds"] = time.perf_counter() - started
     return outcome
 

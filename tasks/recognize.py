@@ -85,7 +85,8 @@ def predict_scores(model: nn.Module, dataset: Dataset, input_key: str, device: t
 
 @task(name="train-stream", task_run_name="train-{stream}-seed{seed}", persist_result=False)
 def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream, seed: int, run_dir: str,
-                 generator_path: str, tracking_uri: str, parent_run_id: str, show_progress: bool = False) -> dict[str, Any]:
+                 generator_path: str, tracking_uri: str, parent_run_id: str, show_progress: bool = False) -> dict[str,
+                                                                                                                  Any]:
     """Train `stream` with `seed` (or load it if already finished); returns its scores and record.
     A terminal progress bar over its batches if `show_progress` (always a Prefect progress artifact).
 

@@ -34,7 +34,8 @@ def write_synthetic_store(work_dir: str | Path, actions: tuple[str, ...] = ("swi
     return store.url
 
 
-def write_planning_store(work_dir: str, n_videos: int, indexed: bool = True) -> tuple[str, dict[str, tuple[int, float]]]:
+def write_planning_store(work_dir: str, n_videos: int, indexed: bool = True) -> tuple[str, dict[str, tuple[int,
+                                                                                                           float]]]:
     """A flow store of `n_videos` complete videos that hold metadata only (no frames), at any fsspec URL.
 
     Written in one concurrent batch (`FlowStore.add_metadata_only_videos`), for measuring how planning

@@ -39,7 +39,8 @@ def phi_config(config: TrainConfig, num_classes: int) -> ClassifierConfig:
     return ClassifierConfig(num_classes=num_classes, base_width=p.base_width, blocks=p.blocks, stem=p.stem)
 
 
-def _resume(ckpt_path: str, modules: dict[str, Any], what: str) -> tuple[dict[str, Any] | None, FitState, str | None, Any]:
+def _resume(ckpt_path: str, modules: dict[str, Any], what: str) -> tuple[dict[str, Any] | None, FitState, str | None,
+                                                                         Any]:
     """Load the checkpoint at `ckpt_path` into `modules` (name → object with load_state_dict).
 
     Returns (checkpoint or None, fit state, MLflow run id, best weights so far).
@@ -146,7 +147,8 @@ def sample_grid(generator: UNetGenerator, dataset: FlowPairDataset, n: int, devi
                      tile(flow_image_to_color(pred_img, scale))]
             gap = np.full((cells[0].shape[0], 4, 3), 255, np.uint8)
             rows.append(np.concatenate([cells[0], gap, cells[1], gap, cells[2]], axis=1))
-    return stack_rows(rows, f"G after epoch {epoch}: validation samples", ["input frame", "true flow", "predicted flow"],
+    return stack_rows(rows, f"G after epoch {epoch}: validation samples", ["input frame", "true flow",
+                                                                           "predicted flow"],
                       tile(rgb).shape[1])
 
 

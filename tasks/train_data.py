@@ -46,7 +46,8 @@ def select_training_data(store: FlowStore, val_fraction: float, seed: int) -> Tr
 
 
 def make_datasets(store: FlowStore, data: TrainingData, crop_size: int, load_size: int, magnitude_scale_px: float,
-                  seed: int, frames_per_video: int | None, hflip: bool = True) -> tuple[FlowPairDataset, FlowPairDataset]:
+                  seed: int, frames_per_video: int | None, hflip: bool = True) -> tuple[FlowPairDataset,
+                                                                                        FlowPairDataset]:
     """Augmented training set (random crops; left-right flips if `hflip`) and centre-cropped validation set.
 
     G keeps flips (a mirrored frame's true flow is the mirrored flow); a classifier of classes that are

@@ -15,12 +15,14 @@ def test_logging_config_quiets_the_console_unless_verbose(tmp_path):
     quiet = logging_config(tmp_path / "x.log", verbose=False)
     loud = logging_config(tmp_path / "x.log", verbose=True)
     assert quiet["handlers"]["console"]["level"] == "WARNING" and loud["handlers"]["console"]["level"] == 0
-    assert quiet["handlers"]["file"]["level"] == "INFO" and quiet["handlers"]["file"]["filename"] == str(tmp_path / "x.log")
+    assert quiet["handlers"]["file"]["level"] == "INFO"
+    assert quiet["handlers"]["file"]["filename"] == str(tmp_path / "x.log")
     assert set(quiet["root"]["handlers"]) == {"console", "file"}
     # Dask's logger has handlers of its own (a LocalCluster turns those down while it runs).
     assert not set(quiet["loggers"]["distributed"]["handlers"]) & set(quiet["root"]["handlers"])
     assert log_file_for(str(tmp_path / "w"), "extract").parent == tmp_path / "w" / "logs"
-    assert log_file_for("s3://bucket/w", "extract").parent.parent.name.startswith("im2flow-")  # object stores: a local file
+    assert log_file_for("s3://bucket/w",
+                        "extract").parent.parent.name.startswith("im2flow-")  # object stores: a local file
 
 
 def test_log_settings_live_in_a_private_folder_never_in_one_another_user_could_own(tmp_path, monkeypatch):
@@ -43,7 +45,8 @@ def test_log_settings_live_in_a_private_folder_never_in_one_another_user_could_o
     # not beside the log file in the work dir or under a shared name.
     code = ("import os, sys, tempfile; tempfile.tempdir = sys.argv[1]; "
             "from flows.console_logging import configure_logging; "
-            "log = configure_logging(sys.argv[2], 'ingest', False); print(log); print(os.environ['PREFECT_LOGGING_SETTINGS_PATH'])")
+            "log = configure_logging(sys.argv[2], 'ingest', False); print(log); "
+            "print(os.environ['PREFECT_LOGGING_SETTINGS_PATH'])")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "w")], capture_output=True,
                          text=True, check=True).stdout.split()
     settings = Path(out[1])

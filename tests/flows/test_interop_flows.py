@@ -99,7 +99,8 @@ def test_cli_exports_hallucinated_flow_of_stills_and_names_unreadable_ones(tmp_p
 
     generator = UNetGenerator(GeneratorConfig(depth=3, ngf=4, input_size=32))
     model = tmp_path / "g.pt"
-    save_checkpoint(str(model), {"kind": "im2flow-generator", "generator_config": generator.config.model_dump(mode="json"),
+    save_checkpoint(str(model), {"kind": "im2flow-generator",
+                                 "generator_config": generator.config.model_dump(mode="json"),
                                  "state_dict": generator.state_dict()})
     stills = tmp_path / "stills"
     (stills / "Run").mkdir(parents=True)

@@ -51,7 +51,8 @@ def test_pipeline_runs_reuses_and_processes_only_what_changed(tmp_path, prefect_
     assert parent.data.params["train.epochs"] == "1" and parent.data.params["extract.short_side"] == "32"
     assert parent.data.tags["store_fingerprint"] == results["extract"]["fingerprint"]
     assert parent.data.tags["dataset"] == str(root) and parent.data.tags["git_commit"]
-    assert {"epe", "epe_canny", "epe_fg", "ds", "os", "acc_appearance", "acc_motion", "acc_fused"} <= set(parent.data.metrics)
+    assert {"epe", "epe_canny", "epe_fg", "ds", "os", "acc_appearance", "acc_motion",
+            "acc_fused"} <= set(parent.data.metrics)
     experiment = parent.info.experiment_id
     children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{first['run_id']}'")
     assert {c.info.run_name for c in children} == {"ingest", "extract", "train", "evaluate-test", "recognize-test",
@@ -106,9 +107,8 @@ def test_official_splits_run_from_one_store_and_report_each_split_and_their_mean
     lists.joinpath("testlist02.txt").write_text("".join(f"{v}\n" for v in everything if "_g01_" in v))
     lists.joinpath("trainlist02.txt").write_text("".join(f"{v} 1\n" for v in everything if "_g01_" not in v))
 
-    result = pipeline_flow(str(root), work, None, tiny(**{"pipeline.splits": "1,2",
-                                                          "pipeline.stages": "ingest,extract,train,evaluate,recognize"}),
-                           "demo")
+    stages = "ingest,extract,train,evaluate,recognize"
+    result = pipeline_flow(str(root), work, None, tiny(**{"pipeline.splits": "1,2", "pipeline.stages": stages}), "demo")
     assert [r["stage"] for r in result["stages"]] == [
         "ingest", "extract", "train-split1", "evaluate-split1", "recognize-split1",
         "train-split2", "evaluate-split2", "recognize-split2"]
@@ -121,7 +121,8 @@ def test_official_splits_run_from_one_store_and_report_each_split_and_their_mean
     assert {"epe", "os_fg", "acc_fused"} <= set(splits["metrics"])
     metrics = MlflowClient(result["tracking_uri"]).get_run(result["run_id"]).data.metrics
     assert math.isclose(metrics["epe"], (metrics["epe_split1"] + metrics["epe_split2"]) / 2, rel_tol=1e-6)
-    assert math.isclose(metrics["acc_fused_split_std"], abs(metrics["acc_fused_split1"] - metrics["acc_fused_split2"]) / 2,
+    assert math.isclose(metrics["acc_fused_split_std"],
+                        abs(metrics["acc_fused_split1"] - metrics["acc_fused_split2"]) / 2,
                         rel_tol=1e-6, abs_tol=1e-9)
 
     # Re-ingesting with split 2: the store (not re-extracted) now trains on split 2's partition.

@@ -30,7 +30,8 @@ def _dataset(root):
     (root / "Flower" / "noise.avi").write_bytes(np.random.default_rng(0).bytes(20_000))
     write_video(root / "Flower" / "single.avi", panning_frames(1, 40, 56), "MJPG")
     good = root / "Pan" / "Pan_0.avi"
-    (root / "Pan" / "truncated.mp4").write_bytes(write_video(root / "t.mp4", panning_frames(6), "mp4v").read_bytes()[:900])
+    (root / "Pan" / "truncated.mp4").write_bytes(write_video(root / "t.mp4", panning_frames(6),
+                                                             "mp4v").read_bytes()[:900])
     (root / "t.mp4").unlink()
     return good
 
@@ -109,7 +110,8 @@ def test_cli_extract_on_a_dask_address_publishes_artifacts(tmp_path, prefect_har
     assert result.exit_code == 0, result.output
     store = open_flow_store(work)
     assert store.config["algorithm"] == "dis" and store.config["params"]["preset"] == "fast"
-    assert store.record("Pan/clip0").n_flows == 3 and (store.record("Pan/clip0").width, store.record("Pan/clip0").height) == (48, 32)
+    assert store.record("Pan/clip0").n_flows == 3 and (store.record("Pan/clip0").width,
+                                                       store.record("Pan/clip0").height) == (48, 32)
     # tvl1-torch with device auto on a CPU-only external cluster: runs on the CPU workers, asks no GPU slot.
     tiny = ["--param", "nscales=2", "--param", "warps=2", "--param", "outer_iterations=2", "--no-compile"]
     result = cli.invoke(app, ["extract", "--work-dir", work, "--dask-address", dask_address, "--algorithm",
@@ -124,7 +126,8 @@ def test_cli_extract_on_a_dask_address_publishes_artifacts(tmp_path, prefect_har
     assert result.exit_code == 2 and "no worker with a GPU resource" in output and "--resources GPU=1" in output
     keys = {kind: artifact_key(kind, work) for kind in ("extract-summary", "extract-flow-previews", "ingest-failures")}
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(keys.values()))))
+        wanted = ArtifactFilter(key=ArtifactFilterKey(any_=list(keys.values())))
+        artifacts = client.read_artifacts(artifact_filter=wanted)
         progress = [a for a in client.read_artifacts() if a.type == "progress"]
     latest = {a.key: a for a in sorted(artifacts, key=lambda a: a.created)}
     assert set(latest) == set(keys.values())

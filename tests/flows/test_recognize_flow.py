@@ -104,7 +104,8 @@ def test_recognize_on_labelled_still_images_via_the_cli(trained, tmp_path):
     assert "broken.png" in skipped and "not a readable image" in skipped
     with open(reports[0] / "per_seed.csv") as handle:
         per_seed = list(csv.DictReader(handle))
-    assert {r["method"] for r in per_seed} == {"appearance", "motion", "fused"} and {r["seed"] for r in per_seed} == {"3"}
+    assert {r["method"] for r in per_seed} == {"appearance", "motion",
+                                               "fused"} and {r["seed"] for r in per_seed} == {"3"}
 
 
 def test_motion_stream_can_start_from_phi_and_a_mismatched_phi_is_named(trained):

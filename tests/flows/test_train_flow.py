@@ -59,7 +59,8 @@ def test_train_logs_registers_resumes_and_predicts(tmp_path, prefect_harness, ml
     logged = load_generator(None, work, mlflow_uri)
     exported = load_generator_export(summary["export"])
     rgb = np.random.default_rng(0).integers(0, 255, (37, 45, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(predict_flow_images(logged, [rgb], 32)[0], predict_flow_images(exported, [rgb], 32)[0])
+    np.testing.assert_array_equal(predict_flow_images(logged, [rgb], 32)[0], predict_flow_images(exported, [rgb],
+                                                                                                 32)[0])
     # Both carry the motion-potential head fitted after G (plain tensors), and its fit is logged.
     assert logged.potential_head is not None and exported.potential_head.ridge == logged.potential_head.ridge
     assert "potential_head_cv_spearman" in gen_run.data.metrics

@@ -5,8 +5,16 @@ import pytest
 from scipy.stats import spearmanr
 
 from im2flow_core.baselines import MeanFlowBaseline, NearestNeighbourBaseline, appearance_descriptor, zero_flow
-from im2flow_core.flow_metrics import (COLUMNS, PAPER_HEADERS, canny_mask, foreground_mask, image_scores, mean_scores,
-                                       per_pixel, spearman)
+from im2flow_core.flow_metrics import (
+    COLUMNS,
+    PAPER_HEADERS,
+    canny_mask,
+    foreground_mask,
+    image_scores,
+    mean_scores,
+    per_pixel,
+    spearman,
+)
 
 
 def _field(u, v, shape=(4, 5)):

@@ -149,7 +149,8 @@ def test_predict_any_size_and_motion_potential():
     rgb = np.random.default_rng(0).integers(0, 255, (33, 47, 3), dtype=np.uint8)
     (image,) = predict_flow_images(g, [rgb], 16)
     assert image.shape == (33, 47, 3) and image.dtype == np.float32
-    assert motion_potential(image) == pytest.approx(float(np.hypot(*decode_flow(image).transpose(2, 0, 1)).mean()), rel=1e-4)
+    assert motion_potential(image) == pytest.approx(float(np.hypot(*decode_flow(image).transpose(2, 0, 1)).mean()),
+                                                    rel=1e-4)
     assert np.isnan(motion_potential(image, np.zeros((33, 47), bool)))
 
 

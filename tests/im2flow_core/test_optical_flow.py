@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from im2flow_core.optical_flow import (DISParams, FlowAlgorithm, TVL1Params, create_estimator)
+from im2flow_core.optical_flow import DISParams, FlowAlgorithm, TVL1Params, create_estimator
 from tests.conftest import real_texture
 
 

@@ -5,8 +5,17 @@ import pytest
 import torch
 
 from im2flow_core.flow_classifier import ClassifierConfig, FlowClassifier
-from im2flow_core.recognition import (MotionStream, confusion_matrix, fuse, mean_class_accuracy, select_fusion_weight,
-                                      softmax_scores, top1_accuracy, video_labels, video_scores)
+from im2flow_core.recognition import (
+    MotionStream,
+    confusion_matrix,
+    fuse,
+    mean_class_accuracy,
+    select_fusion_weight,
+    softmax_scores,
+    top1_accuracy,
+    video_labels,
+    video_scores,
+)
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 
 

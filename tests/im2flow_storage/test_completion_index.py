@@ -68,11 +68,11 @@ def _requests(log):
 @pytest.mark.external
 @pytest.mark.services
 def test_planning_on_an_s3_api_server_takes_a_bounded_number_of_requests(tmp_path, monkeypatch):
+    import s3fs
+
     from im2flow_storage import open_flow_store
     from tasks.synthetic_store import write_planning_store
     from tests.external import start_s3
-
-    import s3fs
 
     s3, env = start_s3(tmp_path, "plan-test")
     try:

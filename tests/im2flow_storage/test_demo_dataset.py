@@ -1,8 +1,7 @@
-from im2flow_storage.datasets import DatasetLayout, detect_layout, scan_dataset
-from im2flow_storage.demo_dataset import write_demo_dataset
-
 from im2flow_core.synthetic_actions import ACTIONS
 from im2flow_core.video import VideoStatus, probe_video
+from im2flow_storage.datasets import DatasetLayout, detect_layout, scan_dataset
+from im2flow_storage.demo_dataset import write_demo_dataset
 
 
 def test_demo_dataset_is_a_real_ucf101_style_tree(tmp_path):

@@ -123,7 +123,8 @@ def test_annotation_lists_round_trip_with_mmaction2_names(tmp_path):
     paths = write_annotation_lists(tmp_path, "ucf101", 2, videos, ["a", "b"])
     assert sorted(p.name for p in paths) == ["classInd.txt", "ucf101_train_split_2_rawframes.txt",
                                              "ucf101_train_split_2_rawframes_flow.txt",
-                                             "ucf101_val_split_2_rawframes.txt", "ucf101_val_split_2_rawframes_flow.txt"]
+                                             "ucf101_val_split_2_rawframes.txt",
+                                             "ucf101_val_split_2_rawframes_flow.txt"]
     assert (tmp_path / "classInd.txt").read_text() == "1 a\n2 b\n"
     assert (tmp_path / "ucf101_train_split_2_rawframes.txt").read_text() == "a/v1 7 0\n"
     assert (tmp_path / "ucf101_val_split_2_rawframes_flow.txt").read_text() == "b/v2 4 1\n"

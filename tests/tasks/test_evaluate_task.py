@@ -30,7 +30,8 @@ def test_nearest_neighbour_read_back_from_the_store_equals_the_in_memory_search(
     for video_id in tests:
         for t in range(4):
             rgb, _ = store.read_pair(video_id, t)
-            nearest = int(np.argmin(((descriptors - appearance_descriptor(rgb, config.nn_descriptor_size)) ** 2).sum(1)))
+            nearest = int(np.argmin(((descriptors - appearance_descriptor(rgb,
+                                                                          config.nn_descriptor_size)) ** 2).sum(1)))
             expected = resize_flow(pairs[nearest][1], *rgb.shape[:2])
             np.testing.assert_array_equal(baselines.nearest.predict(rgb), expected)
 

@@ -1,11 +1,11 @@
 import cv2
 import numpy as np
 
-from tasks.config import ExtractConfig
 from flows.extract import library_versions
 from im2flow_core.optical_flow import create_estimator
 from im2flow_storage import open_flow_store
 from im2flow_storage.flow_store import create_flow_store
+from tasks.config import ExtractConfig
 from tasks.extract import extract_one
 from tasks.ingest import probe_entry
 from tests.conftest import panning_frames, write_video
@@ -58,7 +58,8 @@ def test_torch_tvl1_extraction_is_its_own_store_and_matches_the_estimator(tmp_pa
     assert config.store_config()["implementation"] != opencv.store_config()["implementation"]
     store = create_flow_store(str(tmp_path / "w"), config.store_config(), library_versions())
     assert store.fingerprint != create_flow_store(str(tmp_path / "w"), opencv.store_config(), {}).fingerprint
-    outcome = extract_one(store.url, _row(path), config.store_config(), shard_frames=2, compute=config.compute_options())
+    outcome = extract_one(store.url, _row(path), config.store_config(), shard_frames=2,
+                          compute=config.compute_options())
     assert outcome["status"] == "complete" and outcome["n_flows"] == 3, outcome
     reader = open_flow_store(store.url)
     assert reader.config["algorithm"] == "tvl1-torch" and "PyTorch" in reader.config["implementation"]

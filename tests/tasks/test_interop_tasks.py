@@ -66,7 +66,8 @@ def exported(tmp_path):
 
 
 def _folder_flow(folder: Path, k: int) -> np.ndarray:
-    return gray_to_flow(read_image(folder / f"flow_x_{k:05d}.jpg", True), read_image(folder / f"flow_y_{k:05d}.jpg", True),
+    return gray_to_flow(read_image(folder / f"flow_x_{k:05d}.jpg", True), read_image(folder / f"flow_y_{k:05d}.jpg",
+                                                                                     True),
                         BOUND)
 
 
@@ -80,7 +81,8 @@ def test_export_writes_exact_counts_rgb_within_jpeg_error_and_counts_clipping(ex
         rec = store.record(video_id)
         names = sorted(p.name for p in folder.iterdir())
         assert [n for n in names if n.startswith("img_")] == [f"img_{k:05d}.jpg" for k in range(1, rec.n_frames + 1)]
-        assert [n for n in names if n.startswith("flow_x_")] == [f"flow_x_{k:05d}.jpg" for k in range(1, rec.n_flows + 1)]
+        assert [n for n in names if n.startswith("flow_x_")] == [f"flow_x_{k:05d}.jpg" for k in range(1,
+                                                                                                      rec.n_flows + 1)]
         assert outcome["n_frames"] == rec.n_frames and outcome["n_flows"] == rec.n_frames - 1
         for t, rgb in enumerate(store.iter_rgb(video_id)):
             diff = np.abs(read_image(folder / f"img_{t + 1:05d}.jpg", False).astype(int) - rgb)

@@ -1,7 +1,7 @@
 import tracemalloc
 
-from tasks.config import ExtractConfig
 from im2flow_storage.flow_store import create_flow_store
+from tasks.config import ExtractConfig
 from tasks.extract import extract_one
 from tasks.ingest import probe_entry
 from tests.conftest import panning_frames, write_video

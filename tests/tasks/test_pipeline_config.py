@@ -54,11 +54,13 @@ def test_errors_name_section_and_field(tmp_path, monkeypatch):
 def test_cli_reports_bad_configuration_before_any_work(tmp_path):
     from flows.cli import app
 
-    result = CliRunner().invoke(app, ["pipeline", "--dataset", str(tmp_path / "none"), "--work-dir", str(tmp_path / "w"),
+    result = CliRunner().invoke(app, ["pipeline", "--dataset", str(tmp_path / "none"), "--work-dir",
+                                      str(tmp_path / "w"),
                                       "--set", "train.batch_size=-1"])
     assert result.exit_code == 2 and "train.batch_size" in result.output
     assert not (tmp_path / "w").exists()
-    result = CliRunner().invoke(app, ["pipeline", "--dataset", str(tmp_path / "none"), "--work-dir", str(tmp_path / "w")])
+    result = CliRunner().invoke(app, ["pipeline", "--dataset", str(tmp_path / "none"), "--work-dir",
+                                      str(tmp_path / "w")])
     assert result.exit_code == 2 and "does not exist" in " ".join(result.output.split())
     assert not (tmp_path / "w").exists()
     # In its own process: this one may hold a temporary Prefect API (the session's test harness).

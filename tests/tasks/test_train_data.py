@@ -25,7 +25,8 @@ def test_flips_follow_the_setting_for_phi_and_the_recognition_streams(tmp_path, 
     make_tiny_store(tmp_path, actions=("swim_left",), groups=3)
     store = open_flow_store(str(tmp_path))
     videos = [r.video_id for r in store.records(complete_only=True) if r.split == "train"]
-    phi_train, _ = make_datasets(store, TrainingData(store.url, ["swim_left"], videos, videos[:1], {v: 0 for v in videos}),
+    phi_train, _ = make_datasets(store, TrainingData(store.url, ["swim_left"], videos, videos[:1],
+                                                     {v: 0 for v in videos}),
                                  32, 36, 2.0, 0, None, hflip)
     stream_train = stream_dataset(frames_data(store, "test", 0.34, 0, None, None), "train", 32, 2.0, 0, hflip)
     for dataset in (phi_train, stream_train):
