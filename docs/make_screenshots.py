@@ -100,10 +100,10 @@ def take_shots(api: str, mlflow_uri: str, work: Path, images: Path) -> None:
     pipeline_run = next(r for r in runs if r["name"] == "lambda-1")
     shot(f"{ui}/runs", images / "prefect-runs.png")
     shot(f"{ui}/runs/flow-run/{pipeline_run['id']}", images / "prefect-pipeline-run.png")
-    extract_run = next(r for r in runs if r["name"].startswith("extract-"))
-    shot(f"{ui}/runs/flow-run/{extract_run['id']}?tab=Artifacts", images / "prefect-extract-artifacts.png")
     shot(f"{ui}/artifacts", images / "prefect-artifacts.png")
-    for kind, name, height in (("evaluation-report", "prefect-evaluation-report.png", 1500),
+    # Artifact pages, not a run's Artifacts tab: the UI shows its Logs tab until the run has loaded.
+    for kind, name, height in (("extract-flow-previews", "prefect-extract-artifacts.png", 1300),
+                               ("evaluation-report", "prefect-evaluation-report.png", 1500),
                                ("recognition-report", "prefect-recognition-report.png", 1500),
                                ("motion-potential", "prefect-motion-potential.png", 1700)):
         artifact = _artifact(api, kind, work)
