@@ -46,3 +46,20 @@ def test_demo_command_runs_the_pipeline_and_predicts_held_out_frames(tmp_path, p
     assert again.exit_code == 0, again.output
     again_output = " ".join(again.output.split())
     assert all(f"│ {stage} │ cached" in again_output for stage in ("ingest", "extract", "train", "evaluate"))
+    # The Prefect UI's top-level run is named after the work dir and carries the headline itself;
+    # the reused stages show as `<stage>-reused` task runs in a Cached state, nested once.
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterName
+
+    from tasks.run_labels import artifact_key
+
+    with get_client(sync_client=True) as client:
+        demos = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["demo-demo"])))
+        assert len(demos) == 2
+        headline = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[artifact_key("demo-summary", str(work))])))
+        assert {a.flow_run_id for a in headline} == {run.id for run in demos}
+        assert all("| Im2Flow |" in a.data and "| fused |" in a.data for a in headline)
+        reused = {t.name: t.state.name for t in client.read_task_runs() if t.name.endswith("-reused")}
+        assert {"ingest-reused", "extract-reused", "train-reused"} <= set(reused)
+        assert set(reused.values()) == {"Cached"}
