@@ -1,7 +1,7 @@
 """Rawframes export and import on the demo's flow store, measured side by side in one run.
 
 Prints:
-1. frames/s of `tasks.export.export_store_video` (what `im2flow export` runs per video: read the
+1. frames/s of `im2flow_tasks.export.export_store_video` (what `im2flow export` runs per video: read the
    store, quantize, write JPEGs into a .partial folder, rename, record) against a bare loop that
    reads the same store and writes the same JPEGs straight into place, both in one process;
 2. the same with the whole `export` flow on a local Dask cluster of W workers (Prefect tasks
@@ -29,25 +29,25 @@ import numpy as np
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from flows.compute import dask_scheduler, task_runner
-from flows.export import export_flow
-from flows.import_flow import import_flow
 from im2flow_core.rawframe_flow import flow_to_gray, gray_to_flow
+from im2flow_flows.export import export_flow
+from im2flow_flows.import_rawframes import import_flow
+from im2flow_services.dask_cluster import dask_scheduler, task_runner
 from im2flow_storage import open_flow_store
 from im2flow_storage.rawframes import FLOW_TEMPLATE, RGB_TEMPLATE, frame_dir_of, read_image, write_jpeg
-from tasks.export import export_store_video
-from tasks.interop_config import ExportConfig, ImportConfig
+from im2flow_tasks.export import export_store_video
+from im2flow_tasks.interop_config import ExportConfig, ImportConfig
 
 BOUND, QUALITY = 20.0, 95
 
 
 def build_demo_store(work_dir: Path, workers: int) -> None:
     """The demo's dataset, ingested and extracted with the demo preset (as `im2flow demo` does)."""
-    from flows.extract import extract_flow
-    from flows.ingest import ingest_flow
+    from im2flow_flows.extract import extract_flow
+    from im2flow_flows.ingest import ingest_flow
     from im2flow_storage.demo_dataset import write_demo_dataset
-    from tasks.config import ExtractConfig, IngestConfig
-    from tasks.presets import DEMO_EXTRACT
+    from im2flow_tasks.config import ExtractConfig, IngestConfig
+    from im2flow_tasks.presets import DEMO_EXTRACT
 
     dataset = write_demo_dataset(work_dir / "dataset")
     with dask_scheduler(workers, None) as address:

@@ -2,7 +2,7 @@
 
 Prints, on the same real-looking frames (photographs shipped with scikit-learn, panned, rotated
 and zoomed so every pixel moves, 340×256 like UCF-101 frames resized):
-1. pipeline throughput (decode + TV-L1 + encode + Zarr write, `tasks.extract.extract_one`) vs a
+1. pipeline throughput (decode + TV-L1 + encode + Zarr write, `im2flow_tasks.extract.extract_one`) vs a
    bare loop of `calc()` on pre-decoded frames, with 1 and with 2 worker processes;
 2. flow-store bytes per pixel and decode error vs a denseflow-style pair of ±20-clipped q95 JPEGs,
    plus the trade-off of other flow encodings.
@@ -25,14 +25,14 @@ import numpy as np
 from distributed import Client, LocalCluster
 from sklearn.datasets import load_sample_images
 
-from flows.extract import library_versions
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.optical_flow import create_estimator
+from im2flow_flows.extract import library_versions
 from im2flow_storage.codecs import FlowImageCodec
 from im2flow_storage.flow_store import create_flow_store
-from tasks.config import ExtractConfig
-from tasks.extract import extract_one
-from tasks.ingest import probe_entry
+from im2flow_tasks.config import ExtractConfig
+from im2flow_tasks.extract import extract_one
+from im2flow_tasks.ingest import probe_entry
 
 WIDTH, HEIGHT = 340, 256
 

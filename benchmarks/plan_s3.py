@@ -1,7 +1,7 @@
 """Planning `extract` on an S3 API server: which of N complete videos are done, by listing vs by reading each.
 
 Starts moto's S3 server on loopback (the test extras: `moto[server]`, `s3fs`), writes a flow store of
-`--videos` complete videos (metadata only, `tasks.synthetic_store.write_planning_store`), then times
+`--videos` complete videos (metadata only, `im2flow_tasks.benchmark_stores.write_planning_store`), then times
 1. `FlowStore.complete_videos` (the completion index: two listings), with the requests it made;
 2. reading every video's attributes concurrently (`FlowStore.records`);
 3. the earlier way, one `is_complete` metadata read after another, on `--sample` videos (extrapolated).
@@ -63,7 +63,7 @@ def main() -> None:
             httpx.put(f"{endpoint}/plan-bench", timeout=30).raise_for_status()  # create the bucket
 
             from im2flow_storage import open_flow_store
-            from tasks.synthetic_store import write_planning_store
+            from im2flow_tasks.benchmark_stores import write_planning_store
 
             started = time.perf_counter()
             url, sources = write_planning_store("s3://plan-bench/w", args.videos)

@@ -4,7 +4,7 @@ On a work dir with a trained G (e.g. `im2flow demo`), for frames of the test spl
 1. how G's predicted magnitude M is distributed over still, near-figure and figure pixels
    (figure: true |flow| > 0.5 px; near-figure: within 4 px of it; still: the rest), against the truth;
 2. Spearman ρ and Kendall τ (95 % bootstrap intervals) of every estimator against the frame's true
-   mean magnitude: summary statistics of the predicted M (`im2flow_core.motion_potential`: mean M,
+   mean magnitude: summary statistics of the predicted M (`im2flow_core.potential_estimators`: mean M,
    mean M over predicted-moving pixels, moving shares, percentiles), mean |decoded flow|, G's potential
    head (`im2flow_core.potential_head`: the one stored with the model, else fitted here on the train
    split), and the nearest-neighbour baseline's mean magnitude.
@@ -22,14 +22,14 @@ import numpy as np
 
 from im2flow_core.flow_encoding import decode_flow
 from im2flow_core.inference import predict_flow_images
-from im2flow_core.motion_potential import POTENTIAL_FEATURES, potential_features
+from im2flow_core.potential_estimators import POTENTIAL_FEATURES, potential_features
 from im2flow_core.rank_stats import rank_agreement
 from im2flow_storage import open_flow_store
 from im2flow_storage.torch_datasets import sample_index
-from tasks.config import EvalConfig
-from tasks.evaluate import fit_baselines
-from tasks.models import load_generator_export
-from tasks.potential import fit_head_on_store, predict_with_potential
+from im2flow_tasks.config import EvalConfig
+from im2flow_tasks.evaluate import fit_baselines
+from im2flow_tasks.models import load_generator_export
+from im2flow_tasks.potential import fit_head_on_store, predict_with_potential
 
 
 def _frames(store, split: str, per_video: int):

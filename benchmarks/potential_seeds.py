@@ -22,10 +22,10 @@ from im2flow_core.rank_stats import rank_agreement
 from im2flow_storage import open_flow_store
 from im2flow_storage.checkpoints import load_checkpoint, save_checkpoint
 from im2flow_storage.torch_datasets import sample_index
-from tasks.config import EvalConfig
-from tasks.evaluate import fit_baselines
-from tasks.models import load_generator_export
-from tasks.potential import fit_head_on_store, predict_with_potential
+from im2flow_tasks.config import EvalConfig
+from im2flow_tasks.evaluate import fit_baselines
+from im2flow_tasks.models import load_generator_export
+from im2flow_tasks.potential import fit_head_on_store, predict_with_potential
 
 
 def _export(work_dir: str) -> Path:

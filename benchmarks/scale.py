@@ -134,7 +134,7 @@ def run_stage(name: str, work: Path, api_url: str, body: Callable[[str | None], 
     """Run `body(scheduler address or None)` and measure it (see the module docstring)."""
     from distributed import Client
 
-    from flows.compute import dask_scheduler
+    from im2flow_services.dask_cluster import dask_scheduler
 
     files0, bytes0 = tree_size(work)
     tasks0 = task_run_count(api_url)
@@ -161,14 +161,15 @@ def run_stage(name: str, work: Path, api_url: str, body: Callable[[str | None], 
 
 def run_size(n_videos: int, root: Path, workers: int, api_url: str, size: int, n_frames: int) -> list[dict[str, Any]]:
     """Every stage on a fresh dataset of `n_videos`; one row per stage, plus the rerun of extraction."""
-    from flows.compute import task_runner
-    from flows.evaluate import evaluate_flow, potential_flow
-    from flows.extract import extract_flow
-    from flows.ingest import ingest_flow
-    from flows.recognize import recognize_flow
-    from flows.train import train_flow
-    from tasks.config import EvalConfig, ExtractConfig, IngestConfig, RecognizeConfig, TrainConfig
-    from tasks.process_memory import release_freed_memory
+    from im2flow_flows.evaluate import evaluate_flow
+    from im2flow_flows.extract import extract_flow
+    from im2flow_flows.ingest import ingest_flow
+    from im2flow_flows.potential import potential_flow
+    from im2flow_flows.recognize import recognize_flow
+    from im2flow_flows.train import train_flow
+    from im2flow_services.dask_cluster import task_runner
+    from im2flow_tasks.config import EvalConfig, ExtractConfig, IngestConfig, RecognizeConfig, TrainConfig
+    from im2flow_tasks.process_memory import release_freed_memory
 
     dataset, work = root / f"data-{n_videos}", root / f"work-{n_videos}"
     t = time.perf_counter()

@@ -5,7 +5,7 @@ each in fresh processes (as a user's command is):
 1. `im2flow ingest CLIPS --work-dir W` end to end (a new W each time), wall seconds;
 2. the same command's timeline, in one fresh process that runs the console script's `main` with
    marks around its steps: Python, the CLI and Prefect's settings (the temporary Prefect API is
-   spawned first and boots while the rest goes on: flows.temporary_api), the command's imports, the
+   spawned first and boots while the rest goes on: im2flow_services.prefect_api), the command's imports, the
    local Dask cluster's start, waiting for the API, the flow (scan, probing 8 clips on the workers,
    the manifest, Prefect's run records), and the cluster's close and the exit;
 and prints the median of each step, and the API's boot (start to answering), which runs beside
@@ -38,13 +38,14 @@ from contextlib import contextmanager
 started = time.perf_counter()
 marks = {}
 if __name__ == "__main__":
-    import flows.temporary_api as api  # imports no Prefect (flows.compute would: it is patched later)
+    # imports no Prefect (im2flow_services.dask_cluster would: it is patched later)
+    import im2flow_services.prefect_api as api
     boot, start_early, wait = api.boot_before_settings, api.start_early, api.wait_until_ready
     def booting():
         boot(); marks["API spawned"] = time.perf_counter()
     def early():
         out = start_early(); marks["API started"] = time.perf_counter()
-        import flows.compute as compute
+        import im2flow_services.dask_cluster as compute
         global scheduler
         scheduler, compute.dask_scheduler = compute.dask_scheduler, cluster
         return out
@@ -61,7 +62,7 @@ if __name__ == "__main__":
     atexit.register(lambda: print(json.dumps({k: v - started for k, v in marks.items()}
                                              | {"exit": time.perf_counter() - started})))
     sys.argv = ["im2flow", *sys.argv[1:]]
-    from flows.console_script import main
+    from im2flow_cli.console_script import main
     main()
 """
 

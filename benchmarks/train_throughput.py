@@ -30,7 +30,7 @@ from im2flow_core.training import GeneratorTrainable, autocast
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage import open_flow_store
 from im2flow_storage.torch_datasets import FlowPairDataset, sample_index
-from tasks.synthetic_store import write_synthetic_store
+from im2flow_tasks.benchmark_stores import write_synthetic_store
 
 
 def build_store(work: Path) -> str:

@@ -5,8 +5,8 @@ Prints flow pairs per second for
 2. the PyTorch TV-L1 on CPU (all cores, batches of `--batch` pairs), uncompiled and with its
    `torch.compile`d kernels (the default; compile time is printed apart, it is paid once per machine);
 3. the PyTorch TV-L1 on CUDA, when a GPU is present: compiled for several batch sizes, uncompiled for one;
-4. the extraction pipeline (decode, flow, encode, Zarr write: `tasks.extract.extract_one`) on the local
-   Dask cluster the CLI starts (`flows.compute.dask_scheduler`, one single-threaded worker per core),
+4. the extraction pipeline (decode, flow, encode, Zarr write: `im2flow_tasks.extract.extract_one`) on the local
+   Dask cluster the CLI starts (`im2flow_services.dask_cluster.dask_scheduler`, one single-threaded worker per core),
    with `--algorithm tvl1` and with `tvl1-torch` on CPU (timed on a second pass: kernels built), and
    the bare compiled torch TV-L1 in one single-threaded process per core, as the workers run it.
 Targets (issue 8): torch CPU within 2× of OpenCV; ≥ 1000 pairs/s on one datacenter GPU. Issue 14:
@@ -31,13 +31,13 @@ import torch
 from distributed import Client
 from sklearn.datasets import load_sample_images
 
-from flows.compute import dask_scheduler
 from im2flow_core.optical_flow import TVL1Estimator
 from im2flow_core.tvl1_torch import tvl1_flow
+from im2flow_services.dask_cluster import dask_scheduler
 from im2flow_storage.flow_store import create_flow_store
-from tasks.config import ExtractConfig
-from tasks.extract import extract_one
-from tasks.ingest import probe_entry
+from im2flow_tasks.config import ExtractConfig
+from im2flow_tasks.extract import extract_one
+from im2flow_tasks.ingest import probe_entry
 
 WIDTH, HEIGHT = 340, 256
 

@@ -86,7 +86,7 @@ def render(tmp: Path, run: bool = True) -> None:
 
 def _artifact(api: str, kind: str, work: Path) -> dict | None:
     """The oldest version of `kind` written for `work` (the first run's: λ = 1, exactly the demo)."""
-    from tasks.run_labels import artifact_key
+    from im2flow_tasks.run_labels import artifact_key
 
     found = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": [artifact_key(kind, str(work))]}},
                                                        "sort": "CREATED_DESC", "limit": 10}).json()

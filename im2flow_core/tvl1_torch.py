@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from im2flow_core.devices import resolve_device
-from im2flow_core.optical_flow import TVL1Params
+from im2flow_core.flow_params import TVL1Params
 
 _MIN_PYRAMID_SIDE = 16
 _FLOAT_EPS = torch.finfo(torch.float32).eps

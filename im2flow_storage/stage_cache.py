@@ -3,7 +3,7 @@
 Layout (`<work_dir>/pipeline-cache/`, local or any fsspec URL):
 - `<stage>-<key>.json`: `{"format": "im2flow-stage-cache", "version": 1, "stage", "key", "summary"}`,
   where `summary` is the stage's summary as JSON (numbers, strings, lists, objects) and `key` a
-  digest of what the stage reads (see `flows.pipeline`). Written to a temporary name, then moved.
+  digest of what the stage reads (see `im2flow_flows.pipeline`). Written to a temporary name, then moved.
 
 Reading parses JSON and nothing else: a record of another format (Prefect's result records, whose
 `serializer` may say pickle, or anything else planted there) is refused and treated as a miss, so

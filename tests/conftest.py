@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tasks.synthetic_store import write_synthetic_store as make_tiny_store  # noqa: F401 - used by many tests
+from im2flow_tasks.benchmark_stores import write_synthetic_store as make_tiny_store  # noqa: F401 - used by many tests
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 

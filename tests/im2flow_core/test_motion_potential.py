@@ -7,7 +7,7 @@ import pytest
 
 from im2flow_core.flow_encoding import encode_flow
 from im2flow_core.inference import motion_potential
-from im2flow_core.motion_potential import POTENTIAL_FEATURES, potential_features
+from im2flow_core.potential_estimators import POTENTIAL_FEATURES, potential_features
 
 
 def _figure_image(speed: float, side: int, size: int = 40) -> np.ndarray:

@@ -71,7 +71,7 @@ def test_planning_on_an_s3_api_server_takes_a_bounded_number_of_requests(tmp_pat
     import s3fs
 
     from im2flow_storage import open_flow_store
-    from tasks.synthetic_store import write_planning_store
+    from im2flow_tasks.benchmark_stores import write_planning_store
     from tests.external import start_s3
 
     s3, env = start_s3(tmp_path, "plan-test")

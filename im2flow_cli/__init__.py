@@ -1,0 +1,1 @@
+"""The command line: `im2flow` and its console (progress, summaries, log files)."""
