@@ -3,17 +3,13 @@
 A fresh worker process imports Prefect's task engine, OpenCV and the storage layer when its first
 task arrives (about 1 s on 2 cores), after the flow has started. Imported in a background thread
 as the worker starts, they load while the driver waits for Prefect's API and creates the flow run;
-the first task then waits only for what is left. Each module is imported holding the interpreter's
-import lock, so a task's own imports wait instead of running beside it: two threads importing
-Prefect's circularly dependent modules at once can trip Python's import-deadlock detection, which
-Prefect reported on the console as "Failed to initialize plugins: deadlock detected". At a low
-priority, so they do not slow the API's boot on a small machine. Torch is not among them: stages
-that do not use it (ingest) would pay for it.
+the first task then waits only for what is left (Python's import locks make the two safe). At a
+low priority, so they do not slow the API's boot on a small machine. Torch
+is not among them: stages that do not use it (ingest) would pay for it.
 """
 
 from __future__ import annotations
 
-import _imp
 import importlib
 import os
 import sys
@@ -34,10 +30,7 @@ def _import_all() -> None:
         # and Prefect's temporary API are booting too, and the first task needs the API first.
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     for name in MODULES:
-        _imp.acquire_lock()  # reentrant for this thread; other threads' imports wait until it is released
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a failed preload changes nothing: the task's own import reports it
             pass
-        finally:
-            _imp.release_lock()
