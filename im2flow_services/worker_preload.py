@@ -3,9 +3,13 @@
 A fresh worker process imports Prefect's task engine, OpenCV and the storage layer when its first
 task arrives (about 1 s on 2 cores), after the flow has started. Imported in a background thread
 as the worker starts, they load while the driver waits for Prefect's API and creates the flow run;
-the first task then waits only for what is left (Python's import locks make the two safe). At a
-low priority, so they do not slow the API's boot on a small machine. Torch
-is not among them: stages that do not use it (ingest) would pay for it.
+the first task then waits only for what is left (Python's per-module import locks let it wait for a
+module the thread is importing). Known wrinkle: a task importing Prefect while the thread does can
+trip Python's import-deadlock detection in one of Prefect's import cycles; Prefect then prints
+"Failed to initialize plugins: deadlock detected" and carries on. Holding the interpreter's import
+lock in the thread instead deadlocks against `logging`'s lock (a task configuring logging imports).
+At a low priority, so they do not slow the API's boot on a small machine. Torch is not among them:
+stages that do not use it (ingest) would pay for it.
 """
 
 from __future__ import annotations
