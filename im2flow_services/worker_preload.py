@@ -1,13 +1,11 @@
 """Dask worker preload for the local cluster: import what every task needs while the worker waits for work.
 
-A fresh worker process imports Prefect's task engine, OpenCV and the storage layer when its first
-task arrives (about 1 s on 2 cores), after the flow has started. Imported in a background thread
+A fresh worker process imports OpenCV and the storage layer when its first task arrives, after the
+flow has started (Prefect's task engine too: that one stays with the task, see MODULES). Imported in a background thread
 as the worker starts, they load while the driver waits for Prefect's API and creates the flow run;
 the first task then waits only for what is left (Python's per-module import locks let it wait for a
-module the thread is importing). Known wrinkle: a task importing Prefect while the thread does can
-trip Python's import-deadlock detection in one of Prefect's import cycles; Prefect then prints
-"Failed to initialize plugins: deadlock detected" and carries on. Holding the interpreter's import
-lock in the thread instead deadlocks against `logging`'s lock (a task configuring logging imports).
+module the thread is importing). Holding the interpreter's import lock in the thread instead, to keep
+Prefect's imports apart, deadlocked against `logging`'s lock (a task configuring logging imports).
 At a low priority, so they do not slow the API's boot on a small machine. Torch is not among them:
 stages that do not use it (ingest) would pay for it.
 """
@@ -20,7 +18,10 @@ import sys
 import threading
 from typing import Any
 
-MODULES = ("prefect.task_engine", "prefect.task_runners", "cv2", "im2flow_storage", "im2flow_core.video")
+# Not Prefect: a task importing Prefect while this thread does can trip Python's import-deadlock detection
+# in one of Prefect's import cycles, which Prefect printed on the console ("Failed to initialize plugins:
+# deadlock detected", once per worker, in the README's demo on a fresh machine).
+MODULES = ("cv2", "im2flow_storage", "im2flow_core.video")
 
 
 def dask_setup(worker: Any) -> None:
