@@ -21,6 +21,7 @@ from im2flow_tasks.outcomes import write_report
 from im2flow_tasks.potential import (
     agreement_markdown,
     agreement_table,
+    format_score,
 )
 from im2flow_tasks.previews import png_data_uri
 from im2flow_tasks.run_labels import publish_markdown, publish_table
@@ -34,10 +35,6 @@ from im2flow_tasks.tracking import (
 )
 
 
-def _fmt(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{value:.3f}"
-
-
 def results_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per method with the paper's nine columns (means over images)."""
     return [{"method": m, **mean_scores([r for r in rows if r["method"] == m])} for m in METHODS
@@ -49,7 +46,8 @@ def markdown_table(table: list[dict[str, Any]], extra: str | None = None) -> str
     columns = list(COLUMNS) + ([extra] if extra else [])
     header = "| method | " + " | ".join(PAPER_HEADERS.get(c, c) for c in columns) + " |"
     lines = [header, "|---" * (len(columns) + 1) + "|"]
-    lines += ["| " + r["method"] + " | " + " | ".join(_fmt(r.get(c, math.nan)) for c in columns) + " |" for r in table]
+    lines += ["| " + r["method"] + " | " + " | ".join(format_score(r.get(c, math.nan)) for c in columns) + " |"
+              for r in table]
     return "\n".join(lines)
 
 
@@ -114,7 +112,7 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progres
                 mlflow.log_metrics({k: v for k, v in entry.items() if k != "method" and math.isfinite(v)})
         im2flow = next(e for e in table if e["method"] == "Im2Flow")
         mlflow.log_metrics({k: v for k, v in im2flow.items() if k != "method" and math.isfinite(v)})
-    publish_table("evaluation-table", [{"method": e["method"], **{PAPER_HEADERS.get(k, k): _fmt(v)
+    publish_table("evaluation-table", [{"method": e["method"], **{PAPER_HEADERS.get(k, k): format_score(v)
                                                                   for k, v in e.items() if k != "method"}}
                                        for e in table],
                   work_dir, f"Flow prediction on the {config.split} split")

@@ -202,7 +202,8 @@ POTENTIAL_NOTE = ("Motion potential: the motion a still image implies, in pixels
                   "intervals.")
 
 
-def _fmt(value: float) -> str:
+def format_score(value: float) -> str:
+    """A score for a report table: three decimals, or `n/a` when it is not finite."""
     return "n/a" if not math.isfinite(value) else f"{value:.3f}"
 
 
@@ -210,7 +211,8 @@ def agreement_markdown(table: list[dict[str, Any]]) -> str:
     """Rank agreement rows as Markdown: ρ and τ with their intervals."""
     lines = ["| method | Spearman ρ [95 % CI] | Kendall τ [95 % CI] |", "|---|---|---|"]
     for r in table:
-        cells = [f"{_fmt(r[k])} [{_fmt(r[k + '_low'])}, {_fmt(r[k + '_high'])}]" if math.isfinite(r[k]) else "n/a"
+        cells = [f"{format_score(r[k])} [{format_score(r[k + '_low'])}, {format_score(r[k + '_high'])}]"
+                 if math.isfinite(r[k]) else "n/a"
                  for k in ("spearman", "kendall")]
         lines.append(f"| {r['method']} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
