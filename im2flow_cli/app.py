@@ -20,6 +20,7 @@ from im2flow_cli.options import (  # noqa: F401
     _parse_params,
     _preflight,
     _tracking_uri,
+    _with_tracking,
     app,
 )
 from im2flow_core.optical_flow import FlowAlgorithm
@@ -60,7 +61,7 @@ def ingest(dataset_root: Annotated[str, typer.Argument(help="dataset folder, or 
     except (ConfigError, DatasetError, ManifestError, RuntimeError) as exc:
         _fail(str(exc))
     print_summary("ingest", summary)
-    print_failures(summary.get("failures", []), summary["manifest"] + " (columns status, error)")
+    print_failures(summary.failures, summary.manifest + " (columns status, error)")
 
 
 @app.command()
@@ -97,12 +98,11 @@ def extract(work_dir: WorkDir,
     except (ConfigError, ManifestError, FlowStoreError, RuntimeError) as exc:
         _fail(str(exc))
     print_summary("extract", summary)
-    if summary["videos_ok"] == 0:
+    if summary.videos_ok == 0:
         _fail(f"the manifest of {work_dir} has no ok videos to extract: see its status and error columns "
               "(`im2flow inspect`)")
-    if summary["failed"] and summary["failed"] == summary["videos_ok"] - summary["skipped_complete"]:
-        _fail(f"every video to extract failed ({summary['failed']}): the reasons are above and in "
-              f"{summary['report']}")
+    if summary.failed and summary.failed == summary.videos_ok - summary.skipped_complete:
+        _fail(f"every video to extract failed ({summary.failed}): the reasons are above and in {summary.report}")
 
 
 @app.command()
@@ -123,8 +123,7 @@ def train(work_dir: WorkDir, config: ConfigFile = None,
             overrides["loss"] = {**base.loss.model_dump(), "content_weight": content_weight}
         if phi_weights is not None:
             overrides["phi"] = {**base.phi.model_dump(), "weights": phi_weights}
-        cfg = load_config(TrainConfig, config, "train", **overrides)
-        _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
+        cfg = _with_tracking(load_config(TrainConfig, config, "train", **overrides), work_dir)
         summary = train_flow(work_dir, cfg, show_progress=True)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -177,12 +176,12 @@ def evaluate(work_dir: WorkDir, model: Annotated[Optional[str], typer.Option(hel
     try:
         cfg = load_config(EvalConfig, config, "evaluate", model=model, split=split,
                           frames_per_video=frames_per_video, fg_mask_dir=fg_mask_dir)
-        _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
+        cfg = _with_tracking(cfg, work_dir)
         result = evaluate_flow(work_dir, cfg, show_progress=True)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    console.print(result["markdown"], soft_wrap=True)  # tables stay one row a line
-    console.print(f"report in {result['out_dir']}")
+    console.print(result.markdown, soft_wrap=True)  # tables stay one row a line
+    console.print(f"report in {result.out_dir}")
 
 
 @app.command()
@@ -204,12 +203,12 @@ def recognize(work_dir: WorkDir,
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else None
         cfg = load_config(RecognizeConfig, config, "recognize", model=model, images_csv=images_csv, split=split,
                           seeds=seed_list, fusion_weight=fusion_weight, oracle=oracle, device=device)
-        _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
+        cfg = _with_tracking(cfg, work_dir)
         result = recognize_flow(work_dir, cfg, show_progress=True)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    console.print(result["markdown"], soft_wrap=True)  # tables stay one row a line
-    console.print(f"tables, confusion matrices and stream weights in {result['out_dir']}")
+    console.print(result.markdown, soft_wrap=True)  # tables stay one row a line
+    console.print(f"tables, confusion matrices and stream weights in {result.out_dir}")
 
 
 @app.command()
@@ -222,29 +221,28 @@ def potential(work_dir: WorkDir,
     """Rank still images (or a split's frames) by motion potential; gallery and CSV."""
     from im2flow_flows.potential import potential_flow
     try:
-        cfg = load_config(EvalConfig, config, "evaluate", model=model, split=split)
-        _preflight(_tracking_uri(work_dir, cfg.mlflow_tracking_uri))
+        cfg = _with_tracking(load_config(EvalConfig, config, "evaluate", model=model, split=split), work_dir)
         result = potential_flow(work_dir, images or None, cfg, show_progress=True)
     except (ConfigError, FlowStoreError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     split_mode = not images
     columns = ["rank", "image", "potential (px)"] + (["true mean motion (px)"] if split_mode else [])
     table = Table(*columns, title="motion potential (top 20)")
-    for row in result["ranking"][:20]:
+    for row in result.ranking[:20]:
         table.add_row(str(row["rank"]), row["image"], str(row["potential_px"]),
                       *([str(row["true_mean_magnitude_px"])] if split_mode else []))
     console.print(table)
-    console.print(result["note"], soft_wrap=True)
-    for r in result["agreement"]:
+    console.print(result.note, soft_wrap=True)
+    for r in result.agreement:
         if r["spearman"] == r["spearman"]:  # NaN for methods that give every image one value
             console.print(f"{r['method']}: Spearman ρ {r['spearman']:.3f} [{r['spearman_low']:.3f}, "
                           f"{r['spearman_high']:.3f}], Kendall τ {r['kendall']:.3f} [{r['kendall_low']:.3f}, "
                           f"{r['kendall_high']:.3f}]")
-    errors = result.get("skipped_errors", {})
-    print_failures([{"item": name, "error": errors.get(name, "cannot read as an image")} for name in result["skipped"]],
-                   f"{result['out_dir']}/skipped.csv")
-    console.print(f"ranking and gallery in {result['out_dir']}")
-    if result["skipped"]:
+    errors = result.skipped_errors
+    print_failures([{"item": name, "error": errors.get(name, "cannot read as an image")} for name in result.skipped],
+                   f"{result.out_dir}/skipped.csv")
+    console.print(f"ranking and gallery in {result.out_dir}")
+    if result.skipped:
         raise typer.Exit(1)
 
 
@@ -299,20 +297,15 @@ def pipeline(dataset: Annotated[str, typer.Option("--dataset", help="dataset fol
                      "extract.algorithm": algorithm.value if algorithm else None, "train.epochs": epochs,
                      "train.loss.content_weight": content_weight, "train.device": device,
                      "evaluate.device": device, "recognize.device": device})
-        # Configuration, dataset and services are checked here, before any work, naming what is wrong.
+        # Configuration, devices and services are checked here, before any work, naming what is wrong; the
+        # dataset is scanned once, by the pipeline, before any stage starts.
         configs = load_pipeline_configs(str(config) if config else None, overrides, preset)
-        from im2flow_storage.datasets import check_official_splits, scan_dataset
-        ing = configs.ingest
-        if "ingest" in configs.pipeline.stages:
-            entries = scan_dataset(dataset, ing.layout, ing.split_index, ing.test_fraction,
-                                   ing.seed)  # a bad root fails here
-            check_official_splits(entries, configs.pipeline.splits)
         from im2flow_core.devices import resolve_device
         for section in ("extract", "train", "evaluate", "recognize"):  # before ingest and extract, not after
             resolve_device(getattr(configs, section).device)
-        _preflight(_tracking_uri(work_dir, configs.pipeline.mlflow_tracking_uri), configs.pipeline.dask_address)
-        result = pipeline_flow(dataset, work_dir, str(config) if config else None, overrides, preset,
-                               show_progress=True)
+        tracking_uri = _tracking_uri(work_dir, configs.pipeline.mlflow_tracking_uri)
+        _preflight(tracking_uri, configs.pipeline.dask_address)
+        result = pipeline_flow(dataset, work_dir, show_progress=True, configs=configs.with_tracking(tracking_uri))
     except (ConfigError, DatasetError, ManifestError, FlowStoreError, ServiceUnreachable, ValueError,
             RuntimeError) as exc:
         _fail(str(exc))
@@ -365,26 +358,35 @@ def demo(work_dir: Annotated[str, typer.Option("--work-dir", "-w")] = "im2flow-d
     """Generate the built-in dataset and run the whole pipeline on it (local Dask, no Prefect server needed)."""
     from im2flow_flows.demo import demo_flow
     from im2flow_services.preflight import ServiceUnreachable
+    from im2flow_tasks.summaries import (
+        EvaluationSummary,
+        ExtractSummary,
+        IngestSummary,
+        PotentialSummary,
+        RecognitionSummary,
+        TrainSummary,
+    )
     try:
         overrides = _pipeline_overrides(set_, **{"pipeline.workers": workers})
         _preflight()
         result = demo_flow(work_dir, seed=seed, overrides=overrides, show_progress=True)
     except (ConfigError, ServiceUnreachable) as exc:
         _fail(str(exc))
-    print_summary("demo: ingest", result["ingest"])
-    print_summary("demo: extract", result["extract"])
-    print_summary("demo: train", result["train"])
+    pipeline = result.pipeline
+    print_summary("demo: ingest", pipeline.get(IngestSummary))
+    print_summary("demo: extract", pipeline.get(ExtractSummary))
+    print_summary("demo: train", pipeline.get(TrainSummary))
     table = Table("held-out frame", "motion potential (px)", title="demo: predicted flow of still frames")
-    for row in result["predictions"]:
+    for row in result.predictions:
         table.add_row(row["image"], str(row.get("motion_potential_px", row["error"])))
     console.print(table)
     console.print(f"Predictions (flow images, .npy flow, colour-wheel PNGs) in {work_dir}/predictions")
-    console.print(f"report, per-class table and best/worst examples in {result['evaluate']['out_dir']}")
-    console.print(f"confusion matrices and per-seed results in {result['recognize']['out_dir']}")
-    console.print(f"motion-potential ranking and gallery in {result['potential']['out_dir']}")
-    print_pipeline(result["pipeline"])
+    console.print(f"report, per-class table and best/worst examples in {pipeline.get(EvaluationSummary).out_dir}")
+    console.print(f"confusion matrices and per-seed results in {pipeline.get(RecognitionSummary).out_dir}")
+    console.print(f"motion-potential ranking and gallery in {pipeline.get(PotentialSummary).out_dir}")
+    print_pipeline(pipeline)
     console.print(f"Read the store back with: im2flow inspect --work-dir {work_dir}; "
-                  f"browse runs with: mlflow ui --backend-store-uri {result['pipeline']['tracking_uri']}")
+                  f"browse runs with: mlflow ui --backend-store-uri {pipeline.tracking_uri}")
 
 
 import im2flow_cli.interop  # noqa: E402,F401 - registers `export` and `import-flow` on the app

@@ -46,8 +46,10 @@ def export(out: Annotated[str, typer.Option("--out", help="output folder (local 
                           model=model, split=split, device=device, workers=workers, dask_address=dask_address,
                           overwrite=overwrite or None)
         if cfg.hallucinated:
-            _preflight(None if model and _is_file(model) else _model_tracking_uri(None, work_dir)
-                       if cfg.mlflow_tracking_uri is None else cfg.mlflow_tracking_uri)
+            if not (model and _is_file(model)):  # the registry's model: its tracking store, resolved once
+                uri = cfg.mlflow_tracking_uri or _model_tracking_uri(None, work_dir)
+                cfg = cfg.model_copy(update={"mlflow_tracking_uri": uri})
+            _preflight(cfg.mlflow_tracking_uri)
             summary = export_flow(work_dir, out, cfg, images, show_progress=True)
         else:
             with dask_scheduler(cfg.workers, cfg.dask_address) as address:
@@ -90,12 +92,12 @@ def import_flow(source: Annotated[str, typer.Argument(help="rawframes folder: <c
     _print_outcome("import-flow", summary)
 
 
-def _print_outcome(title: str, summary: dict[str, Any]) -> None:
-    """The summary table, then each failure with its reason; exit status 1 if anything failed."""
-    failures = summary.pop("failures")
+def _print_outcome(title: str, summary: Any) -> None:
+    """The summary table (an export or import summary), then each failure with its reason; exit status 1 if
+    anything failed."""
     print_summary(title, summary)
-    print_failures(failures, summary["report"])
-    if failures:
+    print_failures(summary.failures, summary.report)
+    if summary.failures:
         raise typer.Exit(1)
 
 

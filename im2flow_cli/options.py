@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -49,6 +49,9 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+C = TypeVar("C", bound=Any)
+
+
 def _preflight(tracking_uri: str | None = None, dask_address: str | None = None, prefect: bool = True) -> None:
     """The services this command will use answer (im2flow_services.preflight.check_services); else
     ServiceUnreachable."""
@@ -60,6 +63,14 @@ def _tracking_uri(work_dir: str | None, configured: str | None = None) -> str:
     """The MLflow tracking URI a command will use (im2flow_tasks.tracking.default_tracking_uri)."""
     from im2flow_tasks.tracking import default_tracking_uri
     return default_tracking_uri(work_dir, configured)
+
+
+def _with_tracking(config: C, work_dir: str | None) -> C:
+    """`config` with its tracking store resolved (`_tracking_uri`) and checked (`_preflight`) here, once: the flow
+    it is handed to tracks there without resolving or checking it again."""
+    uri = _tracking_uri(work_dir, config.mlflow_tracking_uri)
+    _preflight(uri)
+    return config.model_copy(update={"mlflow_tracking_uri": uri})
 
 
 def _model_tracking_uri(model: str | None, work_dir: str | None) -> str | None:

@@ -3,38 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import time
 from typing import Any
 
-import cv2
 import dask
-import numpy as np
-import zarr
 from prefect import flow, get_run_logger
 
 from im2flow_core.optical_flow import FlowAlgorithm
 from im2flow_services.preflight import check_gpu_workers
-from im2flow_storage.flow_store import FlowStore, create_flow_store
+from im2flow_storage.flow_store import create_flow_store
 from im2flow_storage.manifest import read_manifest
 from im2flow_storage.reports import write_extract_report
 from im2flow_tasks.batch_progress import gather_batches
 from im2flow_tasks.batching import extract_batches
 from im2flow_tasks.config import ExtractConfig
-from im2flow_tasks.extract import extract_videos
+from im2flow_tasks.extract import crashed_outcomes, extract_videos, library_versions
 from im2flow_tasks.previews import flow_previews_markdown
-from im2flow_tasks.run_labels import publish_markdown, publish_table, summary_rows
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape a store's content, recorded in its metadata."""
-    versions = {"opencv": cv2.__version__, "numpy": np.__version__, "zarr": zarr.__version__}
-    for name in ("imagecodecs", "im2flow"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "unknown"
-    return versions
+from im2flow_tasks.run_labels import publish_markdown, publish_table
+from im2flow_tasks.summaries import ExtractSummary
 
 
 def _gpu_annotation(config: ExtractConfig) -> contextlib.AbstractContextManager:
@@ -54,22 +40,9 @@ def _task_name(batch: list[dict[str, Any]]) -> str:
     return batch[0]["video_id"] + (f"+{len(batch) - 1}" if len(batch) > 1 else "")
 
 
-def _crashed(store: FlowStore, batch: list[dict[str, Any]], exc: Exception) -> list[dict[str, Any]]:
-    """Outcomes of a batch whose task crashed after its retries: what the store holds complete is kept."""
-    out = []
-    for video in batch:
-        record = store.record(video["video_id"])
-        if record is not None and store.is_complete(video["video_id"], video["size_bytes"], video["mtime"]):
-            out.append({"video_id": video["video_id"], "status": "complete", "error": "", "seconds": 0.0,
-                        "n_frames": record.n_frames, "n_flows": record.n_flows})
-        else:
-            out.append({"video_id": video["video_id"], "status": "failed", "error": f"task crashed: {exc!r}",
-                        "n_frames": 0, "n_flows": 0, "seconds": 0.0})
-    return out
-
-
 @flow(name="extract", flow_run_name="extract-{config.algorithm.value}", log_prints=True, persist_result=False)
-def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_progress: bool = False) -> dict[str, Any]:
+def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(),
+                 show_progress: bool = False) -> ExtractSummary:
     """Extract flow for the manifest's ok videos into `work_dir`/flows/<algorithm>-<fingerprint>.zarr.
 
     Complete videos whose source file is unchanged are skipped; partial or changed ones are redone.
@@ -97,18 +70,17 @@ def extract_flow(work_dir: str, config: ExtractConfig = ExtractConfig(), show_pr
             store.url, batch, store_config, config.shard_frames, _task_name(batch), config.compute_options())
             for batch in batches]
     outcomes = gather_batches(dict(zip(futures, batches)), f"extracting {config.algorithm.value} flow",
-                              show_progress, lambda batch, exc: _crashed(store, batch, exc))
+                              show_progress, lambda batch, exc: crashed_outcomes(store, batch, exc))
     elapsed = time.perf_counter() - started
     failed = [o for o in outcomes if o["status"] != "complete"]
     n_flows = sum(o["n_flows"] for o in outcomes)
     report = write_extract_report(store.url, outcomes) if outcomes else None
-    summary = {"store": store.url, "fingerprint": store.fingerprint, "videos_ok": len(rows),
-               "skipped_complete": len(rows) - len(todo), "extracted": len(outcomes) - len(failed),
-               "failed": len(failed), "frames": sum(o["n_frames"] for o in outcomes), "flows": n_flows,
-               "seconds": round(elapsed, 2), "flows_per_s": round(n_flows / elapsed, 2) if elapsed else 0.0,
-               "report": report}
-    publish_table("extract-summary", summary_rows(summary), work_dir,
-                  "Extraction summary")
+    summary = ExtractSummary(store=store.url, fingerprint=store.fingerprint, videos_ok=len(rows),
+                             skipped_complete=len(rows) - len(todo), extracted=len(outcomes) - len(failed),
+                             failed=len(failed), frames=sum(o["n_frames"] for o in outcomes), flows=n_flows,
+                             seconds=round(elapsed, 2), flows_per_s=round(n_flows / elapsed, 2) if elapsed else 0.0,
+                             report=report)
+    publish_table("extract-summary", summary.rows(), work_dir, "Extraction summary")
     done = [o["video_id"] for o in outcomes if o["status"] == "complete"]
     if done:
         previews = flow_previews_markdown(store, sorted(done)[:: max(1, len(done) // 6)])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import mlflow
 from prefect import flow, get_run_logger
 
@@ -13,21 +11,15 @@ from im2flow_storage.flow_store import config_fingerprint
 from im2flow_storage.paths import join, train_url
 from im2flow_tasks.config import TrainConfig
 from im2flow_tasks.model_registry import register_generator
-from im2flow_tasks.run_labels import publish_table, summary_rows
-from im2flow_tasks.tracking import (
-    check_tracking,
-    default_tracking_uri,
-    flatten,
-    git_commit,
-    log_artifact_url,
-    tracked_run,
-)
+from im2flow_tasks.run_labels import publish_table
+from im2flow_tasks.summaries import TrainSummary
+from im2flow_tasks.tracking import flatten, git_commit, log_artifact_url, ready_tracking_uri, tracked_run
 from im2flow_tasks.train import train_generator, train_phi
 from im2flow_tasks.train_data import estimate_magnitude_scale, make_datasets, select_training_data
 
 
 @flow(name="train", flow_run_name="train-{config.generator.input_size}px", log_prints=True, persist_result=False)
-def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress: bool = False) -> dict[str, Any]:
+def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress: bool = False) -> TrainSummary:
     """Train φ (unless given) and G on the flow store of `work_dir`; resumable; returns a summary.
 
     `show_progress`: a terminal bar per network (the Prefect UI always gets progress artifacts).
@@ -36,8 +28,7 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress
     not trained or registered again.
     """
     logger = get_run_logger()
-    tracking_uri = default_tracking_uri(work_dir, config.mlflow_tracking_uri)
-    check_tracking(tracking_uri)  # before any long work
+    tracking_uri = ready_tracking_uri(work_dir, config.mlflow_tracking_uri)  # before any long work
     store = open_flow_store(work_dir, config.store_fingerprint, split_index=config.split_index)
     data = select_training_data(store, config.val_fraction, config.seed)
     fingerprint = config_fingerprint({"store": store.fingerprint, **config.content_dict()})
@@ -74,11 +65,10 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress
             record.update(model_version=version, model_uri=f"models:/{config.registered_model}@{config.model_alias}")
             save_json(join(run_dir, "run.json"), record)
     # run_id: this stage's MLflow run (φ's and G's runs are nested under it)
-    summary = {"run_dir": run_dir, "tracking_uri": tracking_uri, "run_id": record["parent_run_id"],
-               "phi_val_acc": phi.get("val_acc"), "generator_epochs": gen["epochs"],
-               "generator_best_val_loss": round(gen["best_val_loss"], 5), "stopped_early": gen["stopped_early"],
-               "model_uri": record["model_uri"], "model_version": record["model_version"], "export": gen["path"],
-               "magnitude_scale_px": scale}
-    publish_table("train-summary", summary_rows(summary), work_dir,
-                  "Training summary")
+    summary = TrainSummary(run_dir=run_dir, tracking_uri=tracking_uri, run_id=record["parent_run_id"],
+                           phi_val_acc=phi.get("val_acc"), generator_epochs=gen["epochs"],
+                           generator_best_val_loss=round(gen["best_val_loss"], 5), stopped_early=gen["stopped_early"],
+                           model_uri=record["model_uri"], model_version=str(record["model_version"]),
+                           export=gen["path"], magnitude_scale_px=scale)
+    publish_table("train-summary", summary.rows(), work_dir, "Training summary")
     return summary

@@ -65,6 +65,9 @@ def check_mlflow(uri: str, timeout_s: float = 5.0) -> None:
             raise ServiceUnreachable(
                 f"MLflow tracking server {uri} is unreachable ({type(exc).__name__}: {exc}). Start it with "
                 "`mlflow server`, or unset MLFLOW_TRACKING_URI to track in the work directory's SQLite file.") from exc
+        from im2flow_tasks.tracking import record_answer
+
+        record_answer(uri)  # the command's flows do not ask again
         return
     from im2flow_tasks.tracking import check_tracking
 

@@ -16,10 +16,9 @@ from im2flow_storage.flow_store import FlowStore, VideoRecord
 from im2flow_storage.images import read_foreground_mask
 from im2flow_storage.torch_datasets import sample_index
 from im2flow_tasks.config import EvalConfig
-from im2flow_tasks.models import load_generator
+from im2flow_tasks.models import load_generator_on
 from im2flow_tasks.potential import predict_with_potential
 from im2flow_tasks.progress import RunProgress
-from im2flow_tasks.train_data import resolve_device
 
 METHODS = ("Im2Flow", "Nearest neighbour", "Zero flow", "Mean flow")
 
@@ -56,14 +55,14 @@ def fit_baselines(store: FlowStore, config: EvalConfig, show_progress: bool = Fa
 
 
 @task(name="evaluate-split", task_run_name="evaluate-{config.split}", persist_result=False)
-def evaluate_split(store_url: str, model: str | None, work_dir: str, config: EvalConfig,
+def evaluate_split(store_url: str, model: str | None, work_dir: str, config: EvalConfig, tracking_uri: str,
                    examples_k: int = 3, show_progress: bool = False) -> dict[str, Any]:
     """Per-image scores of every method on `config.split`, plus the flows needed for galleries.
 
     Returns {"rows": [...], "examples": {(video_id, t): {...}}, "train_frames": n}. A row has the
     method, video id, label, t, the nine metrics, the true and predicted mean magnitudes, and the
     method's motion potential (Im2Flow: `im2flow_tasks.potential.predict_with_potential`; baselines: their
-    mean magnitude).
+    mean magnitude). G is `model`, or the registry alias in `tracking_uri`.
     Examples (frames and flows) are kept only for the `examples_k` best and worst frames by
     Im2Flow's EPE, so memory stays bounded on large splits. `show_progress`: terminal bars (the
     Prefect UI always gets progress artifacts).
@@ -74,8 +73,7 @@ def evaluate_split(store_url: str, model: str | None, work_dir: str, config: Eva
     if not videos:
         raise ValueError(f"{store_url} has no complete videos in split {config.split!r}")
     baselines = fit_baselines(store, config, show_progress, records)
-    device = resolve_device(config.device)
-    generator = load_generator(model, work_dir, config.mlflow_tracking_uri).to(device).eval()
+    generator, device = load_generator_on(model, work_dir, tracking_uri, config.device)
     label_of = {r.video_id: r.label for r in videos}
     samples = sample_index(store, list(label_of), {v: 0 for v in label_of}, config.frames_per_video, records)
     rows, examples = [], {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import importlib.metadata
 import queue
 import threading
 import time
@@ -11,6 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import cv2
+import numpy as np
+import zarr
 from prefect import task
 
 from im2flow_core.errors import VideoError
@@ -19,6 +22,7 @@ from im2flow_core.frame_flows import iter_frame_flows
 from im2flow_core.optical_flow import DISParams, FarnebackParams, FlowAlgorithm, TVL1Params, create_estimator
 from im2flow_core.video import iter_frames, resolve_frame_size
 from im2flow_storage import open_flow_store
+from im2flow_storage.flow_store import FlowStore
 
 T = TypeVar("T")
 
@@ -143,3 +147,28 @@ def extract_videos(store_url: str, videos: list[dict[str, Any]], store_config: d
             continue
         outcomes.append(extract_one(store_url, video, store_config, shard_frames, compute))
     return outcomes
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a store's content, recorded in its metadata."""
+    versions = {"opencv": cv2.__version__, "numpy": np.__version__, "zarr": zarr.__version__}
+    for name in ("imagecodecs", "im2flow"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def crashed_outcomes(store: FlowStore, batch: list[dict[str, Any]], exc: Exception) -> list[dict[str, Any]]:
+    """Outcomes of a batch whose task crashed after its retries: what the store holds complete is kept."""
+    out = []
+    for video in batch:
+        record = store.record(video["video_id"])
+        if record is not None and store.is_complete(video["video_id"], video["size_bytes"], video["mtime"]):
+            out.append({"video_id": video["video_id"], "status": "complete", "error": "", "seconds": 0.0,
+                        "n_frames": record.n_frames, "n_flows": record.n_flows})
+        else:
+            out.append({"video_id": video["video_id"], "status": "failed", "error": f"task crashed: {exc!r}",
+                        "n_frames": 0, "n_flows": 0, "seconds": 0.0})
+    return out

@@ -1,16 +1,24 @@
-"""Probe a batch of videos and turn each into a manifest row."""
+"""Scan a dataset once, keep the manifest rows of unchanged videos, probe a batch of videos into manifest rows."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import cv2
 from prefect import task
+from pydantic import BaseModel, ConfigDict, Field
 
 from im2flow_core.video import probe_video
-from im2flow_storage.datasets import DatasetError, printable
+from im2flow_storage.datasets import (
+    DatasetError,
+    check_official_splits,
+    printable,
+    scan_dataset_with_evidence,
+)
+from im2flow_storage.digests import dataset_digest
+from im2flow_tasks.config import IngestConfig
 
 
 def probe_entry(entry: dict[str, Any], min_frames: int, max_frame_pixels: int | None = None,
@@ -59,3 +67,53 @@ def probe_videos(entries: list[dict[str, Any]], min_frames: int, batch_name: str
     """Probe every entry of a batch (decoding all frames); bad videos give rows, never exceptions."""
     cv2.setNumThreads(1)
     return [probe_entry(e, min_frames, max_frame_pixels, max_frames) for e in entries]
+
+
+class DatasetScan(BaseModel):
+    """A dataset scanned once: its root, layout (and why), video count and digest (what the Prefect UI shows of
+    it as a parameter), and its entries, handed on in process only: they stay out of serialized parameters,
+    so a subflow given a scan never scans again, and a run started from the API without them scans itself."""
+
+    model_config = ConfigDict(frozen=True)
+    root: str
+    layout: str
+    videos: int
+    digest: str
+    entries: list[Any] | None = Field(default=None, exclude=True, repr=False)
+
+
+@task(name="scan-dataset", task_run_name="scan-dataset", persist_result=False)
+def scan_dataset_once(dataset_root: str, config: IngestConfig, official_splits: Sequence[int] = ()) -> DatasetScan:
+    """Every video of the dataset at `dataset_root` with its label and split (`config`'s layout and split), and
+    the digest of their ids, labels, splits, sizes and mtimes. DatasetError for a bad root or, with
+    `official_splits`, a dataset that lacks one of those official splits."""
+    entries, layout = scan_dataset_with_evidence(dataset_root, config.layout, config.split_index,
+                                                 config.test_fraction, config.seed)
+    check_official_splits(entries, tuple(official_splits))
+    return DatasetScan(root=dataset_root, layout=layout, videos=len(entries), digest=dataset_digest(entries),
+                       entries=entries)
+
+
+def reuse_unchanged(entries: Iterable[Mapping[str, Any]], previous: Mapping[str, Mapping[str, Any]]
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(manifest rows kept from `previous` for entries whose file is unchanged, with the entry's current label
+    and splits; the entries to probe). Unchanged: same path, size and mtime (to 1 ms)."""
+    rows, todo = [], []
+    for entry in entries:
+        old = previous.get(entry["video_id"])
+        if _unchanged(entry, old):
+            rows.append({**old, "label": entry["label"], "split": entry["split"],
+                         "official_splits": entry["official_splits"]})
+        else:
+            todo.append(dict(entry))
+    return rows, todo
+
+
+def _unchanged(entry: Mapping[str, Any], previous: Mapping[str, Any] | None) -> bool:
+    if previous is None or previous["path"] != entry["path"]:
+        return False
+    try:
+        stat = os.stat(entry["path"])
+    except OSError:
+        return False
+    return previous["size_bytes"] == stat.st_size and abs(previous["mtime"] - stat.st_mtime) < 1e-3

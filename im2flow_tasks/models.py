@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from im2flow_core.devices import resolve_device
 from im2flow_core.potential_head import PotentialHead
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
 from im2flow_storage.checkpoints import load_checkpoint
@@ -50,3 +53,10 @@ def load_generator(model: str | None, work_dir: str | None, tracking_uri: str | 
     # Reading only: a mistyped --work-dir names the missing mlflow.db instead of creating an empty one.
     tracking_uri = existing_tracking_uri(work_dir, tracking_uri)
     return _generator(load_registered_generator_blob(uri, tracking_uri))
+
+
+def load_generator_on(model: str | None, work_dir: str | None, tracking_uri: str | None,
+                      device: str) -> tuple[UNetGenerator, torch.device]:
+    """`load_generator`, in eval mode on `device` ("auto", "cpu", "cuda", …), and the torch device it chose."""
+    torch_device = resolve_device(device)
+    return load_generator(model, work_dir, tracking_uri).to(torch_device).eval(), torch_device

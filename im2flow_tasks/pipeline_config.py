@@ -112,6 +112,12 @@ class PipelineConfigs(BaseModel):
         """All fields as nested plain data (section → field → value), e.g. for MLflow params."""
         return {name: section_params(getattr(self, name)) for name in SECTIONS}
 
+    def with_tracking(self, uri: str) -> PipelineConfigs:
+        """Every section tracking in `uri`: the pipeline resolves its tracking store once and hands it down."""
+        return self.model_copy(update={
+            name: getattr(self, name).model_copy(update={"mlflow_tracking_uri": uri}) for name in SECTIONS
+            if "mlflow_tracking_uri" in type(getattr(self, name)).model_fields})
+
 
 def section_params(section: Any) -> dict[str, Any]:
     """One section's fields as plain data for MLflow params (`tracked_params()` where a section has one:

@@ -27,6 +27,7 @@ from im2flow_storage.paths import join
 from im2flow_tasks.config import RecognizeConfig, StreamConfig
 from im2flow_tasks.models import load_generator_export
 from im2flow_tasks.progress import training_progress
+from im2flow_tasks.recognition_report import RecognitionRun
 from im2flow_tasks.recognize_data import RecognitionData, stream_dataset
 from im2flow_tasks.tracking import flatten, log_artifact_url, tracked_run
 from im2flow_tasks.train_data import epoch_loader, resolve_device
@@ -83,25 +84,62 @@ def predict_scores(model: nn.Module, dataset: Dataset, input_key: str, device: t
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
+def _finished(path: str) -> dict[str, Any] | None:
+    """The result of a stream already trained and saved at `path`, or None."""
+    done = load_checkpoint(path)
+    if done is None or done.get("kind") != "im2flow-stream":
+        return None
+    return {"path": path, "run_id": done["run_id"], "val_scores": np.asarray(done["val_scores"]),
+            "test_scores": np.asarray(done["test_scores"]), "epochs": done["epochs"],
+            "best_val_acc": done["best_val_acc"]}
+
+
+def _fit_classifier(classifier: FlowClassifier, model: nn.Module, stream: Stream, seed: int,
+                    settings: StreamConfig, train_set: Dataset, val_set: Dataset, device: torch.device,
+                    num_workers: int, show_progress: bool) -> FitState:
+    """Train `classifier` (inside `model`) with early stopping on validation accuracy, logging each epoch to the
+    active MLflow run; the best epoch's weights are loaded back at the end."""
+    optimizer = torch.optim.AdamW(classifier.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(state: FitState, metrics: dict[str, float], improved: bool) -> None:
+        nonlocal best_state
+        scheduler.step()
+        if improved:
+            best_state = copy.deepcopy(classifier.state_dict())
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)}, step=state.epoch)
+
+    trainable = ClassifierTrainable(model, optimizer, INPUT_KEY[stream], device)
+    train_batches = epoch_loader(train_set, settings.batch_size, seed, num_workers)
+    with training_progress(f"training the {stream} stream, seed {seed}",
+                           show_progress, len(train_batches(0)), settings.epochs, 0) as progress:
+        state = fit(trainable, train_batches,
+                    lambda: epoch_loader(val_set, settings.batch_size, seed, num_workers, False)(0),
+                    max_epochs=settings.epochs, patience=settings.patience, on_epoch_end=on_epoch_end,
+                    on_step=lambda _: progress.advance())
+    if best_state is not None:
+        classifier.load_state_dict(best_state)
+    return state
+
+
 @task(name="train-stream", task_run_name="train-{stream}-seed{seed}", persist_result=False)
-def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream, seed: int, run_dir: str,
-                 generator_path: str, tracking_uri: str, parent_run_id: str, show_progress: bool = False) -> dict[str,
-                                                                                                                  Any]:
-    """Train `stream` with `seed` (or load it if already finished); returns its scores and record.
-    A terminal progress bar over its batches if `show_progress` (always a Prefect progress artifact).
+def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream, seed: int, run: RecognitionRun,
+                 show_progress: bool = False) -> dict[str, Any]:
+    """Train `stream` with `seed` (or load it if already finished in `run.run_dir`), as an MLflow run nested
+    under `run.parent_run_id`; returns its scores and record. A terminal progress bar over its batches if
+    `show_progress` (always a Prefect progress artifact).
 
     Returns {"path", "run_id", "val_scores" (Nv, C), "test_scores" (Nt, C), "epochs", "best_val_acc"}.
     """
     logger = get_run_logger()
-    path = join(run_dir, f"{stream}_seed{seed}.pt")
-    done = load_checkpoint(path)
-    if done is not None and done.get("kind") == "im2flow-stream":
+    path = join(run.run_dir, f"{stream}_seed{seed}.pt")
+    done = _finished(path)
+    if done is not None:
         logger.info("%s stream, seed %d: already trained (%s)", stream, seed, path)
-        return {"path": path, "run_id": done["run_id"], "val_scores": np.asarray(done["val_scores"]),
-                "test_scores": np.asarray(done["test_scores"]), "epochs": done["epochs"],
-                "best_val_acc": done["best_val_acc"]}
+        return done
     device = resolve_device(config.device)
-    generator = load_generator_export(generator_path)
+    generator = load_generator_export(run.generator_path)
     crop, scale = generator.config.input_size, float(generator.config.magnitude_scale_px)
     settings = stream_settings(config, stream)
     torch.manual_seed(seed)
@@ -112,46 +150,25 @@ def train_stream(config: RecognizeConfig, data: RecognitionData, stream: Stream,
     model = build_stream(stream, classifier, generator).to(device, memory_format=torch.channels_last)
     train_set, val_set, test_set = (stream_dataset(data, part, crop, scale, seed, settings.hflip)
                                     for part in ("train", "val", "test"))
-    optimizer = torch.optim.AdamW(classifier.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
-    best_state: dict[str, torch.Tensor] | None = None
-    with tracked_run(tracking_uri, config.experiment, f"{stream}-seed{seed}", parent_run_id=parent_run_id,
-                     tags={"stream": stream, "seed": str(seed)}) as run:
+    with tracked_run(run.tracking_uri, config.experiment, f"{stream}-seed{seed}", parent_run_id=run.parent_run_id,
+                     tags={"stream": stream, "seed": str(seed)}) as stream_run:
         mlflow.log_params(flatten({"stream": stream, "seed": seed, **settings.model_dump(mode="json"),
                                    "input": INPUT_KEY[stream], "crop_size": crop, "train_samples": len(train_set),
                                    "val_samples": len(val_set), "device": str(device),
                                    "init": config.motion_init if stream == "motion" else "fresh"}))
-
-        def on_epoch_end(state: FitState, metrics: dict[str, float], improved: bool) -> None:
-            nonlocal best_state
-            scheduler.step()
-            if improved:
-                best_state = copy.deepcopy(classifier.state_dict())
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)}, step=state.epoch)
-
-        trainable = ClassifierTrainable(model, optimizer, INPUT_KEY[stream], device)
-        train_batches = epoch_loader(train_set, settings.batch_size, seed, config.num_workers)
-        with training_progress(f"training the {stream} stream, seed {seed}",
-                               show_progress, len(train_batches(0)), settings.epochs, 0) as progress:
-            state = fit(trainable, train_batches,
-                        lambda: epoch_loader(val_set, settings.batch_size, seed, config.num_workers, False)(0),
-                        max_epochs=settings.epochs, patience=settings.patience, on_epoch_end=on_epoch_end,
-                        on_step=lambda _: progress.advance())
-        if best_state is not None:
-            classifier.load_state_dict(best_state)
+        state = _fit_classifier(classifier, model, stream, seed, settings, train_set, val_set, device,
+                                config.num_workers, show_progress)
         val_scores = predict_scores(model, val_set, INPUT_KEY[stream], device)
         test_scores = predict_scores(model, test_set, INPUT_KEY[stream], device)
-        val_labels = np.array(data.label_indices("val"))
-        best_val_acc = float((val_scores.argmax(1) == val_labels).mean())
+        best_val_acc = float((val_scores.argmax(1) == np.array(data.label_indices("val"))).mean())
         mlflow.log_metrics({"best_val_acc": best_val_acc, "epochs_trained": state.epoch})
-        record = {"kind": "im2flow-stream", "stream": stream, "seed": seed, "labels": data.labels,
-                  "classifier_config": classifier.config.model_dump(mode="json"),
-                  "state_dict": {k: v.cpu() for k, v in classifier.state_dict().items()},
-                  "generator": generator_path if stream == "motion" else None,
-                  "val_scores": torch.from_numpy(val_scores), "test_scores": torch.from_numpy(test_scores),
-                  "epochs": state.epoch, "best_val_acc": best_val_acc, "run_id": run.info.run_id}
-        save_checkpoint(path, record)
+        save_checkpoint(path, {"kind": "im2flow-stream", "stream": stream, "seed": seed, "labels": data.labels,
+                               "classifier_config": classifier.config.model_dump(mode="json"),
+                               "state_dict": {k: v.cpu() for k, v in classifier.state_dict().items()},
+                               "generator": run.generator_path if stream == "motion" else None,
+                               "val_scores": torch.from_numpy(val_scores), "test_scores": torch.from_numpy(test_scores),
+                               "epochs": state.epoch, "best_val_acc": best_val_acc, "run_id": stream_run.info.run_id})
         log_artifact_url(path, "model")
     logger.info("%s stream, seed %d: %d epochs, validation accuracy %.3f", stream, seed, state.epoch, best_val_acc)
-    return {"path": path, "run_id": run.info.run_id, "val_scores": val_scores, "test_scores": test_scores,
+    return {"path": path, "run_id": stream_run.info.run_id, "val_scores": val_scores, "test_scores": test_scores,
             "epochs": state.epoch, "best_val_acc": best_val_acc}

@@ -16,8 +16,6 @@ import re
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from im2flow_storage.reports import readable_number
-
 _NOT_KEY = re.compile(r"[^a-z0-9]+")
 GENERIC_FOLDER_NAMES = frozenset({"dataset", "datasets", "data", "videos", "video", "clips", "raw", "input", "inputs"})
 """Folder names that say nothing alone: a dataset in such a folder is labelled with its parent's name too."""
@@ -85,15 +83,3 @@ def run_name(prefix: str, parameter: str, dataset: bool = False) -> str:
     if not value:
         return prefix
     return f"{prefix}-{dataset_label(value) if dataset else folder_name(value)}"
-
-
-def summary_rows(summary: dict) -> list[dict[str, str]]:
-    """A stage summary as `item | value` rows for a table artifact, numbers to 4 significant digits."""
-    def text(value: object) -> str:
-        if isinstance(value, float):
-            return str(readable_number(value, 4))
-        if isinstance(value, dict):
-            return ", ".join(f"{k}: {text(v)}" for k, v in value.items())
-        return str(value)
-
-    return [{"item": str(k), "value": text(v)} for k, v in summary.items()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 import os
 import subprocess
 import time
@@ -64,12 +65,37 @@ def existing_tracking_uri(work_dir: str | None, configured: str | None = None) -
     return f"sqlite:///{database}"
 
 
+CHECK_VALID_S = 300.0
+"""How long a tracking store that answered counts as checked: a command's preflight and its flows check it
+once, while a long-lived process (a served deployment) checks it again on a later run."""
+
+_answered_at: dict[str, float] = {}
+
+
 def check_tracking(uri: str) -> None:
-    """Fail early, naming the URI, if the tracking store cannot be reached."""
+    """Fail early, naming the URI, if the tracking store cannot be reached (checked once per `CHECK_VALID_S`)."""
+    if time.monotonic() - _answered_at.get(uri, -math.inf) < CHECK_VALID_S:
+        return
     try:
         MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means: cannot track
         raise RuntimeError(f"MLflow tracking store {uri} is unreachable: {exc}") from exc
+    record_answer(uri)
+
+
+def record_answer(uri: str) -> None:
+    """Note that the tracking store at `uri` just answered (a preflight's health check), so flows do not ask again."""
+    _answered_at[uri] = time.monotonic()
+
+
+def ready_tracking_uri(work_dir: str | None, configured: str | None = None) -> str:
+    """The tracking URI a flow uses (`default_tracking_uri`), checked reachable (`check_tracking`).
+
+    A flow resolves it once and passes it down; callers that already resolved it pass it as `configured`.
+    """
+    uri = default_tracking_uri(work_dir, configured)
+    check_tracking(uri)
+    return uri
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -142,25 +168,20 @@ def ui_model_url(tracking_uri: str, name: str, version: str, local_ui: str = "ht
     return f"{base}/#/models/{name}/versions/{version}?workflowType=machine_learning"
 
 
-PARENT_REPORT_FILES = {"evaluate": ("table.md", "table.csv", "examples.png", "potential.csv"),
-                       "recognize": ("table.md", "table.csv", "confusion_*.png"),
-                       "potential": ("gallery.png", "agreement.csv", "ranking.csv")}
-"""Per stage, the report files (file-name patterns) a pipeline's parent run carries under `<stage label>/`."""
-
-
-def log_parent_artifacts(markdown: str, results: Mapping[str, Mapping[str, Any]]) -> None:
+def log_parent_artifacts(markdown: str, results: Mapping[str, Any]) -> None:
     """On the active (pipeline parent) run: `summary.md` (the headline `markdown`), each stage's report files
-    under its label (`evaluate/examples.png`, `recognize-split2/confusion_fused.png`, …) and tags naming the
-    registered model version (`registered_model`, `registered_model_version`)."""
+    (`StageSummary.parent_report_patterns`) under its label (`evaluate/examples.png`,
+    `recognize-split2/confusion_fused.png`, …) and tags naming the registered model version
+    (`registered_model`, `registered_model_version`). `results`: stage label → its `StageSummary`."""
     mlflow.log_text(markdown, "summary.md")
     for label, summary in results.items():
-        patterns = PARENT_REPORT_FILES.get(label.split("-")[0], ())
-        for url in summary.get("files", []) if patterns else []:
+        patterns = summary.parent_report_patterns
+        for url in summary.files if patterns else []:
             if any(fnmatch.fnmatch(str(url).rsplit("/", 1)[-1], p) for p in patterns):
                 log_artifact_url(str(url), label)
-        if summary.get("model_version") and summary.get("model_uri"):
-            mlflow.set_tags({"registered_model": str(summary["model_uri"]).removeprefix("models:/").split("@")[0],
-                             "registered_model_version": str(summary["model_version"])})
+        if getattr(summary, "model_version", None) and getattr(summary, "model_uri", None):
+            mlflow.set_tags({"registered_model": str(summary.model_uri).removeprefix("models:/").split("@")[0],
+                             "registered_model_version": str(summary.model_version)})
 
 
 @contextmanager

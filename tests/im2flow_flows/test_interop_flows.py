@@ -43,7 +43,7 @@ def test_export_resumes_after_a_kill_and_imports_back_into_a_trainable_store(tmp
     runner = task_runner(dask_address)
     config = ExportConfig(frames_per_task=20)
     first = export_flow.with_options(task_runner=runner)(str(source), str(out), config)
-    assert first["videos"] == first["exported_now"] == len(records) == 8 and first["failed"] == 0
+    assert first.videos == first.exported_now == len(records) == 8 and first.failed == 0
 
     # The annotation lists match the store: paths, RGB and flow counts, labels, splits.
     listed = _lists(out)
@@ -63,22 +63,22 @@ def test_export_resumes_after_a_kill_and_imports_back_into_a_trainable_store(tmp
         (out / STATE_DIR / "done" / key).rename(out / STATE_DIR / "writing" / key)
     assert set(finished_videos(out)) == set(ids[2:])
     second = export_flow.with_options(task_runner=runner)(str(source), str(out), config)
-    assert second["exported_now"] == 2 and second["videos"] == 8
+    assert second.exported_now == 2 and second.videos == 8
     assert not list(out.rglob("*.partial")) and _lists(out) == listed
-    assert export_flow.with_options(task_runner=runner)(str(source), str(out), config)["exported_now"] == 0
+    assert export_flow.with_options(task_runner=runner)(str(source), str(out), config).exported_now == 0
 
     # Import back: a flow store with the same videos, labels and splits, taken from the lists.
     work = tmp_path / "work"
     imported = import_flow.with_options(task_runner=runner)(str(out), str(work), ImportConfig(frames_per_task=20))
-    assert imported["imported"] == 8 and imported["failed"] == 0 and imported["labels"] == "mmaction2 annotation lists"
-    assert imported["numbering"] == "img from 1, flow from 1"
+    assert imported.imported == 8 and imported.failed == 0 and imported.labels == "mmaction2 annotation lists"
+    assert imported.numbering == "img from 1, flow from 1"
     store = open_flow_store(str(work))
     assert {r.video_id: (r.label, r.split, r.n_frames, r.n_flows) for r in store.records(complete_only=True)} == {
         v: (r.label, r.split, r.n_frames, r.n_flows) for v, r in records.items()}
     manifest = {r["video_id"]: r for r in read_manifest(str(work))}
     assert {r["status"] for r in manifest.values()} == {"imported"} and manifest[ids[0]]["codec"] == "rawframes"
     again = import_flow.with_options(task_runner=runner)(str(out), str(work), ImportConfig())
-    assert again["skipped_complete"] == 8 and again["imported"] == 0
+    assert again.skipped_complete == 8 and again.imported == 0
 
     # The pipeline's model stages run on the imported store unchanged.
     tiny = {"pipeline": {"stages": ["train", "evaluate", "recognize", "potential"], "workers": 2,
@@ -89,9 +89,9 @@ def test_export_resumes_after_a_kill_and_imports_back_into_a_trainable_store(tmp
             "recognize": {"seeds": [0], "appearance": {"epochs": 1, "base_width": 8},
                           "motion": {"epochs": 1, "base_width": 8}}}
     result = pipeline_flow(str(out), str(work), None, tiny, "demo")
-    assert [r["status"] for r in result["stages"]] == ["ran"] * 4
-    assert {r["method"] for r in result["results"]["evaluate"]["table"]} >= {"Im2Flow", "Nearest neighbour"}
-    assert result["results"]["train"]["model_version"] == "1"
+    assert [r.status for r in result.stages] == ["ran"] * 4
+    assert {r["method"] for r in result.results["evaluate"].table} >= {"Im2Flow", "Nearest neighbour"}
+    assert result.results["train"].model_version == "1"
 
 
 def test_cli_exports_hallucinated_flow_of_stills_and_names_unreadable_ones(tmp_path, prefect_harness):

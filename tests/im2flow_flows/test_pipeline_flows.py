@@ -42,14 +42,14 @@ def test_ingest_extract_resume_and_new_videos(tmp_path, prefect_harness, dask_ad
     runner = task_runner(dask_address)
     summary = ingest_flow.with_options(task_runner=runner)(str(root), work, IngestConfig())
     rows = {r["video_id"]: r for r in read_manifest(work)}
-    assert summary["status"] == {"ok": 5, "empty": 1, "corrupt": 2, "too_short": 1}
+    assert summary.status == {"ok": 5, "empty": 1, "corrupt": 2, "too_short": 1}
     assert rows["Pan/empty"]["status"] == "empty" and rows["Flower/single"]["status"] == "too_short"
     assert rows["Pan/truncated"]["status"] == "corrupt" and rows["Pan/truncated"]["error"]
     assert rows["Pan/Pan_h264"]["n_frames"] == 5
 
     config = ExtractConfig(short_side=32, shard_frames=2)
     first = extract_flow.with_options(task_runner=runner)(work, config)
-    assert (first["extracted"], first["failed"], first["skipped_complete"]) == (5, 0, 0)
+    assert (first.extracted, first.failed, first.skipped_complete) == (5, 0, 0)
     store = open_flow_store(work)
     assert len(store.video_ids) == 5
     rec = store.record("Pan/Pan_1")
@@ -67,9 +67,9 @@ def test_ingest_extract_resume_and_new_videos(tmp_path, prefect_harness, dask_ad
     # A new video appears in the dataset.
     write_video(root / "Flower" / "Flower_new.avi", panning_frames(4, 40, 56, which=1), "MJPG")
     again = ingest_flow.with_options(task_runner=runner)(str(root), work, IngestConfig())
-    assert again["probed"] == 1  # only the new file is probed again
+    assert again.probed == 1  # only the new file is probed again
     second = extract_flow.with_options(task_runner=runner)(work, config)
-    assert (second["extracted"], second["skipped_complete"]) == (2, 4)  # the partial one and the new one
+    assert (second.extracted, second.skipped_complete) == (2, 4)  # the partial one and the new one
     store = open_flow_store(work)
     assert len(store.video_ids) == 6 and store.record("Pan/Pan_0").n_frames == 6
 

@@ -44,7 +44,7 @@ def test_real_h264_footage_in_common_codecs_ingests_and_extracts(tmp_path, prefe
 
     runner = task_runner(dask_address)
     summary = ingest_flow.with_options(task_runner=runner)(str(root), work, IngestConfig())
-    assert summary["status"]["ok"] == 7
+    assert summary.status["ok"] == 7
     rows = {r["video_id"].rsplit("/", 1)[1]: r for r in read_manifest(work)}
     for name, (frames, width, height) in {"bikes.mp4": (250, 640, 272), "bigbuckbunny.mp4": (132, 1280, 720),
                                           "carphone_pristine.mp4": (120, 176, 144),
@@ -60,7 +60,7 @@ def test_real_h264_footage_in_common_codecs_ingests_and_extracts(tmp_path, prefe
 
     config = ExtractConfig(algorithm="dis", short_side=64, max_frames=6, frame_stride=3)
     summary = extract_flow.with_options(task_runner=runner)(work, config)
-    assert summary["failed"] == 0 and summary["extracted"] == 7
+    assert summary.failed == 0 and summary.extracted == 7
     store = open_flow_store(work)
     ok = [r for r in rows.values() if r["status"] == "ok"]
     assert sorted(store.video_ids) == sorted(r["video_id"] for r in ok)

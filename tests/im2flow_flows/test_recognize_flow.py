@@ -33,7 +33,7 @@ def trained(tmp_path, prefect_harness, mlflow_uri):
     config = TrainConfig(generator={"depth": 3, "ngf": 8, "input_size": 32}, load_size=32, epochs=1, batch_size=8,
                          loss={"content_weight": 0.0}, num_workers=0, val_fraction=0.34, mlflow_tracking_uri=mlflow_uri,
                          device="cpu", phi={"base_width": 4, "blocks": (1, 1, 1, 1), "stem": "small", "epochs": 1})
-    return work, train_flow(work, config)["export"], mlflow_uri
+    return work, train_flow(work, config).export, mlflow_uri
 
 
 def test_recognize_logs_streams_fusion_and_oracle_and_streams_load_back(trained):
@@ -41,22 +41,22 @@ def test_recognize_logs_streams_fusion_and_oracle_and_streams_load_back(trained)
     config = RecognizeConfig(model=model, seeds=(0, 1), appearance=TINY_STREAM, motion=TINY_STREAM, device="cpu",
                              mlflow_tracking_uri=uri, val_fraction=0.34)
     result = recognize_flow(work, config)
-    table = {row["method"]: row for row in result["table"]}
+    table = {row["method"]: row for row in result.table}
     assert set(table) == {"appearance", "motion", "fused", "oracle", "fused_oracle"}
     assert all(row["seeds"] == 2 and 0 <= row["acc"] <= 1 and row["acc_std"] >= 0 for row in table.values())
     assert 0 <= table["fused"]["motion_weight"] <= 1
-    out = Path(result["out_dir"])
+    out = Path(result.out_dir)
     assert {p.name for p in out.iterdir()} >= {"table.csv", "table.md", "per_seed.csv", "confusion_fused.png",
                                                "appearance_seed0.pt", "motion_seed1.pt", "oracle_seed0.pt"}
     assert cv2.imread(str(out / "confusion_appearance.png")) is not None
     client = MlflowClient(uri)
-    parent = client.get_run(result["run_id"])
+    parent = client.get_run(result.run_id)
     assert {"acc_appearance", "acc_motion", "acc_fused", "acc_oracle", "acc_fused_std"} <= set(parent.data.metrics)
     assert parent.data.metrics["acc_fused"] == pytest.approx(table["fused"]["acc"])
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result['run_id']}'")
     assert sorted(c.data.tags["mlflow.runName"] for c in children) == sorted(
         f"{s}-seed{k}" for s in ("appearance", "motion", "oracle") for k in (0, 1))
-    assert {a.path for a in client.list_artifacts(result["run_id"], "report")} >= {
+    assert {a.path for a in client.list_artifacts(result.run_id, "report")} >= {
         "report/table.csv", "report/confusion_motion.png"}
     # The logged motion stream, downloaded from MLflow, predicts exactly what the run measured.
     motion_run = next(c for c in children if c.data.tags["mlflow.runName"] == "motion-seed0")
@@ -68,7 +68,7 @@ def test_recognize_logs_streams_fusion_and_oracle_and_streams_load_back(trained)
     np.testing.assert_allclose(scores, record["test_scores"].numpy(), atol=1e-6)
     # A re-run finds every stream trained and recomputes nothing.
     again = recognize_flow(work, config)
-    assert again["out_dir"] == result["out_dir"] and again["per_seed"] == result["per_seed"]
+    assert again.out_dir == result.out_dir and again.per_seed == result.per_seed
 
 
 def test_recognize_on_labelled_still_images_via_the_cli(trained, tmp_path):
@@ -115,9 +115,9 @@ def test_motion_stream_can_start_from_phi_and_a_mismatched_phi_is_named(trained)
                              motion_init="phi", phi_weights=phi_path, device="cpu", mlflow_tracking_uri=uri,
                              val_fraction=0.34)
     result = recognize_flow(work, config)
-    assert {row["method"] for row in result["table"]} == {"appearance", "motion", "fused"}
+    assert {row["method"] for row in result.table} == {"appearance", "motion", "fused"}
     client = MlflowClient(uri)
-    motion = client.search_runs([client.get_run(result["run_id"]).info.experiment_id],
+    motion = client.search_runs([client.get_run(result.run_id).info.experiment_id],
                                 "tags.stream = 'motion'")[0]
     assert motion.data.params["init"] == "phi"
     wider = config.model_copy(update={"motion": config.motion.model_copy(update={"base_width": 8})})

@@ -34,7 +34,7 @@ def test_train_logs_registers_resumes_and_predicts(tmp_path, prefect_harness, ml
     config = _config(mlflow_uri)
     summary = train_flow(work, config)
     client = MlflowClient(mlflow_uri)
-    parent = client.get_run(summary["run_id"])
+    parent = client.get_run(summary.run_id)
     assert parent.data.params["generator.depth"] == "3" and parent.data.params["loss.content_weight"] == "1.0"
     assert parent.data.tags["store_fingerprint"] and parent.data.tags["git_commit"]
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
@@ -53,11 +53,11 @@ def test_train_logs_registers_resumes_and_predicts(tmp_path, prefect_harness, ml
     location = client.get_experiment_by_name("im2flow-train").artifact_location
     assert location.startswith(tmp_path.as_uri())  # beside the SQLite store, not in the cwd
     version = client.get_model_version_by_alias("im2flow-generator", "champion")
-    assert str(version.version) == summary["model_version"] == "1"
+    assert str(version.version) == summary.model_version == "1"
 
     # The registered model (weights only) loads back and predicts exactly as the exported weights.
     logged = load_generator(None, work, mlflow_uri)
-    exported = load_generator_export(summary["export"])
+    exported = load_generator_export(summary.export)
     rgb = np.random.default_rng(0).integers(0, 255, (37, 45, 3), dtype=np.uint8)
     np.testing.assert_array_equal(predict_flow_images(logged, [rgb], 32)[0], predict_flow_images(exported, [rgb],
                                                                                                  32)[0])
@@ -67,7 +67,7 @@ def test_train_logs_registers_resumes_and_predicts(tmp_path, prefect_harness, ml
 
     # A finished run is not trained or registered again.
     again = train_flow(work, config)
-    assert again["model_version"] == "1" and again["run_id"] == summary["run_id"]
+    assert again.model_version == "1" and again.run_id == summary.run_id
 
     # Interrupted after G's first epoch: the re-run trains one more epoch, continuing steps and the run.
     ckpt_path = f"{summary['run_dir']}/generator.pt"
@@ -75,7 +75,7 @@ def test_train_logs_registers_resumes_and_predicts(tmp_path, prefect_harness, ml
     steps_per_epoch = ckpt["state"]["step"] // 2
     ckpt["state"].update(epoch=1, step=steps_per_epoch, history=ckpt["state"]["history"][:1])
     save_checkpoint(ckpt_path, ckpt)
-    record_path = tmp_path / "w" / "train" / summary["run_dir"].rsplit("/", 1)[1] / "run.json"
+    record_path = tmp_path / "w" / "train" / summary.run_dir.rsplit("/", 1)[1] / "run.json"
     record = json.loads(record_path.read_text())
     del record["model_version"]
     record_path.write_text(json.dumps(record))
@@ -98,7 +98,7 @@ def test_train_logs_registers_resumes_and_predicts(tmp_path, prefect_harness, ml
     assert read_flo(tmp_path / "out" / "b_flow.flo").shape == (29, 61, 2)
     assert np.load(tmp_path / "out" / "a_flowimage.npy").shape == (37, 45, 3)
     assert (tmp_path / "out" / "a_flow.png").exists()
-    assert isinstance(load_generator(summary["export"], None), torch.nn.Module)
+    assert isinstance(load_generator(summary.export, None), torch.nn.Module)
 
 
 def test_pixel_only_ablation_skips_phi_and_given_phi_is_used(tmp_path, prefect_harness, mlflow_uri):
@@ -113,7 +113,7 @@ def test_pixel_only_ablation_skips_phi_and_given_phi_is_used(tmp_path, prefect_h
     given = _config(mlflow_uri, epochs=1, phi={"base_width": 4, "blocks": (1, 1, 1, 1), "stem": "small",
                                                "weights": phi_file})
     second = train_flow(work, given)
-    assert second["phi_val_acc"] is None  # φ was loaded, not trained
+    assert second.phi_val_acc is None  # φ was loaded, not trained
     with pytest.raises(ValueError, match="do not fit"):
         train_flow(work, _config(mlflow_uri, epochs=1, phi={"base_width": 8, "blocks": (1, 1, 1, 1), "stem": "small",
                                                             "weights": phi_file}))

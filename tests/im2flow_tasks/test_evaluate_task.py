@@ -64,7 +64,7 @@ def test_evaluation_and_potential_read_the_stores_records_once(tmp_path, monkeyp
 
     monkeypatch.setattr(FlowStore, "records", counted)
     config = EvalConfig(frames_per_video=2, baseline_frames_per_video=2, device="cpu")
-    result = evaluate_split.fn(store.url, model, str(tmp_path), config)
+    result = evaluate_split.fn(store.url, model, str(tmp_path), config, f"sqlite:///{tmp_path}/mlflow.db")
     assert calls == [True]  # the stage's one read; the baselines and both sample indices reuse it
     assert len(result["rows"]) == 4 * 3 * 2  # four methods, three test videos, two frames each
     calls.clear()

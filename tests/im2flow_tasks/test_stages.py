@@ -16,6 +16,7 @@ import im2flow_services
 import im2flow_tasks
 from im2flow_storage.stage_cache import StageCacheError, read_stage_record, record_url, write_stage_record
 from im2flow_tasks.stages import run_stage
+from im2flow_tasks.summaries import Failure, IngestSummary
 
 
 class _Payload:
@@ -61,17 +62,22 @@ def test_a_planted_pickle_record_never_runs_and_the_stage_runs_again(tmp_path, p
     cache = str(tmp_path / "pipeline-cache")
     calls = []
 
+    summary = IngestSummary(manifest="m", videos=3, probed=3, status={"ok": 3}, ok_by_split={"train": 3}, labels=1,
+                            layout="folders", failures=[Failure(item="a.avi", error="corrupt: no frames")])
+
     @flow(flow_run_name="probe-stage", persist_result=False)
     def stage_flow():
         calls.append(1)
-        return {"videos": 3}
+        return summary
 
     @flow(persist_result=False)
     def pipeline():
-        return [run_stage("ingest", "k1", cache, lambda wait_for: stage_flow(wait_for=wait_for)) for _ in range(2)]
+        return [run_stage("ingest", IngestSummary, "k1", cache, lambda wait_for: stage_flow(wait_for=wait_for))
+                for _ in range(2)]
 
     first, second = pipeline()
-    assert not first.cached and second.cached and second.summary == {"videos": 3}
+    assert not first.cached and second.cached and second.summary == first.summary == summary
+    assert isinstance(second.summary, IngestSummary) and second.summary.failures[0].error == "corrupt: no frames"
     assert len(calls) == 1
     marker = tmp_path / "ran"
     for name in ("ingest-k1.json", "ingest-k1"):  # ours, and the name Prefect's result storage used
@@ -79,8 +85,12 @@ def test_a_planted_pickle_record_never_runs_and_the_stage_runs_again(tmp_path, p
     third, fourth = pipeline()
     assert not marker.exists()  # nothing was unpickled
     assert not third.cached and len(calls) == 2  # the foreign record was a miss: the stage ran
-    assert fourth.cached and fourth.summary == {"videos": 3}  # and its own record replaced it
+    assert fourth.cached and fourth.summary == summary  # and its own record replaced it
     assert json.loads((tmp_path / "pipeline-cache" / "ingest-k1.json").read_text())["format"] == "im2flow-stage-cache"
+    # A record of an older summary (a field it no longer has, none it needs) is a miss too: the stage runs again.
+    write_stage_record(cache, "ingest", "k1", {"videos": 3, "retired_field": 1})
+    fifth, sixth = pipeline()
+    assert not fifth.cached and sixth.cached and len(calls) == 3 and sixth.summary == summary
 
 
 def test_no_task_or_flow_of_ours_persists_or_reads_back_a_result():
