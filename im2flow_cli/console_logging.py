@@ -68,7 +68,27 @@ class NoEngineTracebacks(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and record.name.startswith("prefect"))
+        if not record.name.startswith("prefect"):
+            return True
+        # A task that raised is also announced as "Finished in state Failed(...)": the CLI's error line says it.
+        failed_task = record.name == "prefect.task_runs" and str(record.msg).startswith("Finished in state Failed")
+        return not (record.exc_info or failed_task)
+
+
+class OneLineFormatter(logging.Formatter):
+    """Prefect's console format without tracebacks: Dask's errors (a worker whose scheduler closed while a
+    command that failed fast shut its cluster down) stay one line on the console, whole in the log file."""
+
+    def __init__(self, format: str | None = None, datefmt: str | None = None) -> None:  # dictConfig's key names
+        super().__init__(format, datefmt)
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return super().format(record) + (" (traceback in the log file)" if saved[0] else "")
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
 
 
 def logging_config(log_file: Path, verbose: bool) -> dict[str, Any]:
@@ -90,7 +110,10 @@ def logging_config(log_file: Path, verbose: bool) -> dict[str, Any]:
     # Dask's loggers get handlers of their own: a LocalCluster turns every stream handler of the
     # `distributed` logger down to WARNING while it runs, which must not silence Prefect's lines too.
     config["handlers"]["dask_console"] = {"level": 0 if verbose else "WARNING", "class": "logging.StreamHandler",
-                                          "formatter": "standard", "stream": "ext://sys.stderr"}
+                                          "formatter": "standard" if verbose else "one_line",
+                                          "stream": "ext://sys.stderr"}
+    config["formatters"]["one_line"] = {"()": f"{__name__}.OneLineFormatter", "datefmt": "%H:%M:%S",
+                                        "format": "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s"}
     config["handlers"]["dask_file"] = dict(file_handler)
     config["loggers"]["distributed"] = {"level": "INFO", "handlers": ["dask_console", "dask_file"], "propagate": False}
     return config

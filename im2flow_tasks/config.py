@@ -8,6 +8,7 @@ fail with a message that names the field.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -213,23 +214,39 @@ def _deep_update(target: dict[str, Any], source: dict[str, Any]) -> None:
             target[key] = value
 
 
-def load_config(cls: type[Config], yaml_path: str | Path | None = None, section: str | None = None,
+@dataclass(frozen=True)
+class ConfigFileData:
+    """A config file as read once (`read_config_file`): its path, for messages, and its top-level mapping."""
+
+    path: str
+    data: dict[str, Any]
+
+
+def read_config_file(yaml_path: str | Path) -> ConfigFileData:
+    """The one reader of config files: YAML holding a mapping. ConfigError naming the file otherwise."""
+    try:
+        loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {yaml_path}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {yaml_path} must hold a mapping of fields")
+    return ConfigFileData(str(yaml_path), loaded)
+
+
+def load_config(cls: type[Config], yaml_path: str | Path | ConfigFileData | None = None, section: str | None = None,
                 base: dict[str, Any] | None = None, **overrides: Any) -> Config:
     """Build `cls` from defaults < `base` < YAML (optionally its `section`) < environment < `overrides`.
 
-    `base` is a preset's values (the demo's small models). Overrides equal to None are ignored
+    `yaml_path`: a config file, or one already read (`read_config_file`, so a file serving every section is
+    parsed once). `base` is a preset's values (the demo's small models). Overrides equal to None are ignored
     (flags the user did not give). Raises ConfigError naming the bad field (with its section).
     """
     data: dict[str, Any] = copy.deepcopy(base) if base else {}
-    if yaml_path is not None:
-        try:
-            loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config file {yaml_path}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {yaml_path} must hold a mapping of fields")
+    source = yaml_path if isinstance(yaml_path, ConfigFileData) or yaml_path is None else read_config_file(yaml_path)
+    if source is not None:
+        loaded = copy.deepcopy(source.data)
         if section is not None:
-            loaded = _section_of(loaded, section, set(cls.model_fields), yaml_path)
+            loaded = _section_of(loaded, section, set(cls.model_fields), source.path)
         _deep_update(data, loaded)
     try:
         from_env = cls()

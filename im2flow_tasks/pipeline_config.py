@@ -25,12 +25,14 @@ from pydantic_settings import SettingsConfigDict
 from im2flow_tasks.config import (
     ComputeConfig,
     ConfigError,
+    ConfigFileData,
     EvalConfig,
     ExtractConfig,
     IngestConfig,
     RecognizeConfig,
     TrainConfig,
     load_config,
+    read_config_file,
 )
 from im2flow_tasks.presets import PRESETS
 
@@ -156,20 +158,15 @@ def parse_sets(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _read_yaml(yaml_path: str | None) -> dict[str, Any]:
+def _read_sections(yaml_path: str | None) -> ConfigFileData | None:
+    """The pipeline's config file, read once; ConfigError for a top-level key that is not a section."""
     if yaml_path is None:
-        return {}
-    from pathlib import Path
-    try:
-        loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config file {yaml_path}: {exc}") from exc
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {yaml_path} must hold a mapping of sections")
-    unknown = sorted(set(loaded) - set(SECTIONS))
+        return None
+    source = read_config_file(yaml_path)
+    unknown = sorted(set(source.data) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"config file {yaml_path}: unknown section(s) {unknown}; choose from {list(SECTIONS)}")
-    return loaded
+    return source
 
 
 def load_pipeline_configs(yaml_path: str | None = None, overrides: dict[str, dict[str, Any]] | None = None,
@@ -180,12 +177,12 @@ def load_pipeline_configs(yaml_path: str | None = None, overrides: dict[str, dic
     compute and tracking settings are handed to the stages (one Dask cluster, one MLflow store, one
     experiment for the whole run). Raises ConfigError naming the section and field.
     """
-    _read_yaml(yaml_path)  # unknown sections fail before anything else
+    source = _read_sections(yaml_path)  # read once; unknown sections fail before anything else
     overrides = overrides or {}
     pipe_overrides = dict(overrides.get("pipeline", {}))
     if preset is not None:
         pipe_overrides["preset"] = preset
-    pipeline = load_config(PipelineConfig, yaml_path, "pipeline", **pipe_overrides)
+    pipeline = load_config(PipelineConfig, source, "pipeline", **pipe_overrides)
     base = PRESETS[pipeline.preset]
     shared_compute = {"workers": pipeline.workers, "dask_address": pipeline.dask_address}
     tracking = {"mlflow_tracking_uri": pipeline.mlflow_tracking_uri, "experiment": pipeline.experiment}
@@ -198,5 +195,5 @@ def load_pipeline_configs(yaml_path: str | None = None, overrides: dict[str, dic
             extra.update({k: v for k, v in shared_compute.items() if v is not None})
         if "experiment" in cls.model_fields:
             extra.update({k: v for k, v in tracking.items() if v is not None})
-        sections[name] = load_config(cls, yaml_path, name, base=base.get(name), **extra)
+        sections[name] = load_config(cls, source, name, base=base.get(name), **extra)
     return PipelineConfigs(**sections)

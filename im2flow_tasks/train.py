@@ -152,6 +152,51 @@ def sample_grid(generator: UNetGenerator, dataset: FlowPairDataset, n: int, devi
                       tile(rgb).shape[1])
 
 
+def _frozen_phi(config: TrainConfig, num_classes: int, phi_path: str | None,
+                device: torch.device) -> FlowClassifier | None:
+    """φ for the content loss (weights from `phi_path`, on `device`), or None when λ is 0."""
+    if config.loss.content_weight <= 0:
+        return None
+    if phi_path is None:
+        raise ValueError("λ > 0 needs φ")
+    phi = FlowClassifier(phi_config(config, num_classes))
+    with local_copy(phi_path) as local:
+        load_state_dict_file(phi, local)
+    return phi.to(device, memory_format=torch.channels_last)
+
+
+def _export_generator(generator: UNetGenerator, gen_config: Any, data: TrainingData, store: Any,
+                      device: torch.device, config: TrainConfig, run_dir: str) -> str:
+    """Save the trained G (weights and plain config) as `generator_final.pt` in `run_dir`, with its motion-potential
+    head when one can be fitted; the head's fit goes to the active MLflow run. Returns the file's URL."""
+    logger = get_run_logger()
+    # The motion-potential head reads G's activations (im2flow_core.potential_head): fitted now, on
+    # the whole train split's frames and their true mean motion, cross-validated by video group.
+    export = {"kind": "im2flow-generator", "generator_config": gen_config.model_dump(mode="json"),
+              "labels": data.labels}
+    try:
+        head = fit_head_on_store(generator, store, data.train_videos + data.val_videos, device,
+                                 config.potential_head_frames)
+        export["potential_head"] = head.to_state()
+        mlflow.log_metrics({"potential_head_cv_spearman": head.cv_spearman, "potential_head_ridge": head.ridge})
+        logger.info("potential head: ridge %g, cross-validated Spearman %.3f", head.ridge, head.cv_spearman)
+    except ValueError as exc:  # too few frames or groups: the potential falls back to the mean magnitude
+        logger.warning("no motion-potential head: %s", exc)
+    export["state_dict"] = generator.cpu().state_dict()
+    export_path = join(run_dir, "generator_final.pt")
+    save_checkpoint(export_path, export)
+    return export_path
+
+
+def _log_best_losses(state: FitState, config: TrainConfig) -> None:
+    """G's best validation loss and its pixel and content terms, as the generator run's final metrics."""
+    best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
+    final = {"best_val_loss": state.best, "best_val_loss_pixel": best.get("val_loss_pixel", float("nan")),
+             "best_val_loss_content": best.get("val_loss_content", float("nan"))}
+    mlflow.log_metrics({k: v for k, v in generator_epoch_metrics(final, config.loss, 1.0, 1.0).items()
+                        if k != "lr_factor" and np.isfinite(v)})
+
+
 @task(name="train-generator", task_run_name="train-generator", persist_result=False)
 def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, tracking_uri: str, parent_run_id: str,
                     magnitude_scale_px: float, phi_path: str | None, show_progress: bool = False) -> dict[str, Any]:
@@ -167,15 +212,7 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
     # Channels-last weights: convolutions run 1.19× faster on CPU (G + φ step at 64 px, side by side);
     # inputs stay NCHW (the first convolution converts), checkpoints load into either layout.
     generator = UNetGenerator(gen_config).to(device, memory_format=torch.channels_last)
-    phi = None
-    if config.loss.content_weight > 0:
-        if phi_path is None:
-            raise ValueError("λ > 0 needs φ")
-        phi = FlowClassifier(phi_config(config, len(data.labels)))
-        with local_copy(phi_path) as local:
-            load_state_dict_file(phi, local)
-        phi.to(device, memory_format=torch.channels_last)
-    loss = Im2FlowLoss(config.loss, phi)
+    loss = Im2FlowLoss(config.loss, _frozen_phi(config, len(data.labels), phi_path, device))
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     decay_start = config.lr_decay_start if config.lr_decay_start is not None else config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear decay to 0 from `decay_start`, actually applied
@@ -217,26 +254,7 @@ def train_generator(config: TrainConfig, data: TrainingData, run_dir: str, track
                         on_step=lambda _: progress.advance())
         if best_state is not None:
             generator.load_state_dict(best_state)
-        generator = generator.eval()
-        # The motion-potential head reads G's activations (im2flow_core.potential_head): fitted now, on
-        # the whole train split's frames and their true mean motion, cross-validated by video group.
-        export = {"kind": "im2flow-generator", "generator_config": gen_config.model_dump(mode="json"),
-                  "labels": data.labels}
-        try:
-            head = fit_head_on_store(generator, store, data.train_videos + data.val_videos, device,
-                                     config.potential_head_frames)
-            export["potential_head"] = head.to_state()
-            mlflow.log_metrics({"potential_head_cv_spearman": head.cv_spearman, "potential_head_ridge": head.ridge})
-            logger.info("potential head: ridge %g, cross-validated Spearman %.3f", head.ridge, head.cv_spearman)
-        except ValueError as exc:  # too few frames or groups: the potential falls back to the mean magnitude
-            logger.warning("no motion-potential head: %s", exc)
-        export["state_dict"] = generator.cpu().state_dict()
-        export_path = join(run_dir, "generator_final.pt")
-        save_checkpoint(export_path, export)
-        best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
-        final = {"best_val_loss": state.best, "best_val_loss_pixel": best.get("val_loss_pixel", float("nan")),
-                 "best_val_loss_content": best.get("val_loss_content", float("nan"))}
-        mlflow.log_metrics({k: v for k, v in generator_epoch_metrics(final, config.loss, 1.0, 1.0).items()
-                            if k != "lr_factor" and np.isfinite(v)})
+        export_path = _export_generator(generator.eval(), gen_config, data, store, device, config, run_dir)
+        _log_best_losses(state, config)
         return {"path": export_path, "run_id": run.info.run_id, "epochs": state.epoch, "best_epoch": state.best_epoch,
                 "best_val_loss": state.best, "stopped_early": state.stopped_early}

@@ -25,6 +25,34 @@ def test_logging_config_quiets_the_console_unless_verbose(tmp_path):
                         "extract").parent.parent.name.startswith("im2flow-")  # object stores: a local file
 
 
+def test_the_console_gets_one_line_per_error_and_the_log_file_the_traceback(tmp_path):
+    import io
+    import logging
+    import logging.config
+
+    config = logging_config(tmp_path / "x.log", verbose=False)
+    console, stream = config["handlers"]["dask_console"], io.StringIO()
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                               "formatters": {"one_line": config["formatters"]["one_line"]},
+                               "handlers": {"console": {**console, "stream": stream},
+                                            "file": {"class": "logging.FileHandler", "filename": str(tmp_path / "f")}},
+                               "loggers": {"distributed.test": {"handlers": ["console", "file"], "level": "INFO",
+                                                                "propagate": False}}})
+    try:
+        raise ConnectionError("stream is closed")
+    except ConnectionError:
+        logging.getLogger("distributed.test").error("heartbeat failed", exc_info=True)
+    assert stream.getvalue().strip().endswith("heartbeat failed (traceback in the log file)")
+    assert "Traceback" in (tmp_path / "f").read_text()  # the file handler still got the whole record
+    # Prefect's own failure records: a traceback, or a task's "Finished in state Failed", stay off the console.
+    from im2flow_cli.console_logging import NoEngineTracebacks
+
+    keep = NoEngineTracebacks().filter
+    failed = logging.LogRecord("prefect.task_runs", logging.ERROR, "", 0, "Finished in state Failed('x')", None, None)
+    done = logging.LogRecord("prefect.task_runs", logging.INFO, "", 0, "Finished in state Completed()", None, None)
+    assert not keep(failed) and keep(done) and keep(logging.LogRecord("im2flow", 40, "", 0, "x", None, None))
+
+
 def test_log_settings_live_in_a_private_folder_never_in_one_another_user_could_own(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     monkeypatch.delenv("PREFECT_LOGGING_SETTINGS_PATH", raising=False)

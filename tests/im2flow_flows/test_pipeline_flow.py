@@ -4,6 +4,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+import im2flow_tasks.ingest as ingest_tasks
 from im2flow_cli.app import app
 from im2flow_flows.pipeline import pipeline_flow
 from im2flow_storage import open_flow_store
@@ -31,12 +32,16 @@ def tiny(**changes):
     return out
 
 
-def test_pipeline_runs_reuses_and_processes_only_what_changed(tmp_path, prefect_harness):
+def test_pipeline_runs_reuses_and_processes_only_what_changed(tmp_path, prefect_harness, monkeypatch):
     root, work = tmp_path / "data", str(tmp_path / "work")
     write_demo_dataset(root, groups_per_class=3, test_groups=1, size=48, n_frames=5)
     n_videos = sum(1 for p in root.rglob("*") if p.suffix in (".mp4", ".avi"))
 
+    scans = []
+    scan = ingest_tasks.scan_dataset_with_evidence
+    monkeypatch.setattr(ingest_tasks, "scan_dataset_with_evidence", lambda *a: scans.append(a) or scan(*a))
     first = pipeline_flow(str(root), work, None, tiny(), "demo")
+    assert len(scans) == 1  # the pipeline's scan keys the ingest stage, and ingest reuses it
     assert [r.stage for r in first.stages] == ["ingest", "extract", "train", "evaluate", "recognize", "potential"]
     assert all(r.status == "ran" for r in first.stages)
     results = first.results

@@ -31,6 +31,19 @@ def test_precedence_preset_yaml_env_flags(tmp_path, monkeypatch):
     assert load_pipeline_configs(preset="paper").train.generator.input_size == 256
 
 
+def test_a_pipeline_file_is_parsed_once_for_every_section(tmp_path, monkeypatch):
+    import yaml
+
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("pipeline: {preset: demo}\ntrain: {epochs: 5}\nevaluate: {frames_per_video: 3}\n")
+    calls = []
+    parse = yaml.safe_load
+    monkeypatch.setattr(yaml, "safe_load", lambda text: calls.append(1) or parse(text))
+    configs = load_pipeline_configs(str(path))
+    assert len(calls) == 1  # seven sections, one parse
+    assert (configs.train.epochs, configs.evaluate.frames_per_video, configs.pipeline.preset) == (5, 3, "demo")
+
+
 def test_errors_name_section_and_field(tmp_path, monkeypatch):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: {epochs: 0}\n")

@@ -57,3 +57,36 @@ def test_run_links_open_mlflows_model_training_view():
     assert ui_run_url("http://tracking:5000/", "3", "abc") == \
         "http://tracking:5000/#/experiments/3/runs/abc?workflowType=machine_learning"  # the server's own UI
 
+
+
+def test_a_tracking_store_that_answered_is_not_asked_again_until_the_check_expires(tmp_path, monkeypatch):
+    import im2flow_tasks.tracking as tracking
+
+    asked = []
+
+    class Client:
+        def __init__(self, uri):
+            asked.append(uri)
+
+        def search_experiments(self, max_results):
+            if "down" in asked[-1]:
+                raise ConnectionError("refused")
+            return []
+
+    monkeypatch.setattr(tracking, "MlflowClient", Client)
+    monkeypatch.setattr(tracking, "_answered_at", {})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert tracking.ready_tracking_uri(str(tmp_path), uri) == uri
+    tracking.check_tracking(uri)  # the CLI's preflight and the flow: one question
+    assert asked == [uri]
+    tracking.record_answer("http://127.0.0.1:5000")  # a server's health check counts as its answer
+    tracking.check_tracking("http://127.0.0.1:5000")
+    assert asked == [uri]
+    clock = tracking.time.monotonic() + tracking.CHECK_VALID_S + 1
+    monkeypatch.setattr(tracking.time, "monotonic", lambda: clock)
+    tracking.check_tracking(uri)  # a later run of a long-lived process asks again
+    assert asked == [uri, uri]
+    with pytest.raises(RuntimeError, match="down.* is unreachable"):
+        tracking.check_tracking("http://down:5000")
+    with pytest.raises(RuntimeError, match="unreachable"):
+        tracking.check_tracking("http://down:5000")  # a failure is never remembered as an answer
