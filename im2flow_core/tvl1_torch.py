@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from im2flow_core.devices import resolve_device
 from im2flow_core.flow_params import TVL1Params
+from im2flow_core.median_filters import masked_median, masked_median_network, replicate_pad
 
 _MIN_PYRAMID_SIDE = 16
 _FLOAT_EPS = torch.finfo(torch.float32).eps
@@ -102,84 +103,6 @@ def forward_gradient(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def divergence(p1: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
     """Backward-difference divergence of the field (p1, p2) `(N, H, W)`, adjoint of `forward_gradient`."""
     return p1 - F.pad(p1[:, :, :-1], (1, 0)) + p2 - F.pad(p2[:, :-1], (0, 0, 1, 0))
-
-
-def median_filter(u: torch.Tensor, size: int) -> torch.Tensor:
-    """`size`×`size` median of `(N, H, W)` with replicated borders (cv2.medianBlur on float)."""
-    return _median_of_patches(_replicate_pad(u, size // 2), size)
-
-
-def _replicate_pad(u: torch.Tensor, pad: int) -> torch.Tensor:
-    """`(N, H, W)` → `(N, H + 2·pad, W + 2·pad)`, borders replicated."""
-    return F.pad(u[:, None], (pad, pad, pad, pad), mode="replicate")[:, 0]
-
-
-def _median_of_patches(padded: torch.Tensor, size: int) -> torch.Tensor:
-    """Median of each `size`×`size` window of `padded` `(N, H + size − 1, W + size − 1)` → `(N, H, W)`."""
-    patches = padded.unfold(1, size, 1).unfold(2, size, 1)  # (N, H, W, size, size)
-    return patches.reshape(*patches.shape[:3], -1).median(dim=-1).values
-
-
-def median_network(count: int) -> tuple[tuple[int, int, bool, bool], ...]:
-    """Comparators that leave the median of `count` (odd) values on wire `count // 2`.
-
-    Batcher's odd-even merge sort of `count` values (padded with +∞ to a power of two: comparators
-    that touch padding never move anything), keeping only the comparators the middle wire depends
-    on. Each is `(i, j, min_needed, max_needed)` with i < j: wire i gets the min, wire j the max.
-    25 values (the 5×5 median) take 113 comparators.
-    """
-    if count < 1 or count % 2 == 0:
-        raise ValueError(f"count must be odd and positive, got {count}")
-    n = 1 << (count - 1).bit_length()
-    comparators = []
-    p = 1
-    while p < n:
-        k = p
-        while k >= 1:
-            for j in range(k % p, n - k, 2 * k):
-                for i in range(min(k, n - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        comparators.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    needed, kept = {count // 2}, []
-    for i, j in reversed([(i, j) for i, j in comparators if j < count]):
-        if i in needed or j in needed:
-            kept.append((i, j, i in needed, j in needed))
-            needed |= {i, j}
-    return tuple(reversed(kept))
-
-
-def _median_of_windows(padded: torch.Tensor, size: int) -> torch.Tensor:
-    """`_median_of_patches` as `median_network` over `size`² shifted views, by comparisons only.
-
-    Slower eagerly, but under `torch.compile` one kernel that reads each neighbourhood once, where
-    the median of unfolded patches copies it `size`² times. (A comparison and two selects, rather
-    than minimum/maximum, whose NaN handling keeps the compiled CPU loop from vectorising well.)
-    """
-    h, w = padded.shape[1] - size + 1, padded.shape[2] - size + 1
-    wires = [padded[:, dy : dy + h, dx : dx + w] for dy in range(size) for dx in range(size)]
-    for i, j, min_needed, max_needed in median_network(size * size):
-        less = wires[i] < wires[j]
-        low = torch.where(less, wires[i], wires[j]) if min_needed else wires[i]
-        high = torch.where(less, wires[j], wires[i]) if max_needed else wires[j]
-        wires[i], wires[j] = low, high
-    return wires[size * size // 2]
-
-
-def median_filter_network(u: torch.Tensor, size: int) -> torch.Tensor:
-    """`median_filter` computed by `median_network` (equal results; the form `torch.compile` fuses)."""
-    return _median_of_windows(_replicate_pad(u, size // 2), size)
-
-
-def _masked_median(padded: torch.Tensor, u: torch.Tensor, mask: torch.Tensor, size: int) -> torch.Tensor:
-    """Median of `u` `(N, H, W)` (given replicate-padded) where `mask` `(N, 1, 1)`, `u` elsewhere."""
-    return torch.where(mask, _median_of_patches(padded, size), u)
-
-
-def _masked_median_network(padded: torch.Tensor, u: torch.Tensor, mask: torch.Tensor, size: int) -> torch.Tensor:
-    """`_masked_median` by `median_network`."""
-    return torch.where(mask, _median_of_windows(padded, size), u)
 
 
 def _planes(x: torch.Tensor) -> list[torch.Tensor]:
@@ -255,7 +178,7 @@ class Kernels(NamedTuple):
     median: Callable[..., torch.Tensor]
 
 
-EAGER = Kernels(tvl1_step_, _masked_median)
+EAGER = Kernels(tvl1_step_, masked_median)
 
 
 @functools.cache
@@ -265,7 +188,7 @@ def compiled_kernels() -> Kernels:
     Compiled lazily on first call, with dynamic shapes, so that every pyramid level and batch size
     reuses a few kernels; Inductor caches them on disk for later processes.
     """
-    return Kernels(torch.compile(tvl1_step_, dynamic=True), torch.compile(_masked_median_network, dynamic=True))
+    return Kernels(torch.compile(tvl1_step_, dynamic=True), torch.compile(masked_median_network, dynamic=True))
 
 
 def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor,
@@ -305,7 +228,7 @@ def _iterate(state: list[torch.Tensor], data: list[torch.Tensor], params: TVL1Pa
         if params.median_filtering > 1:
             # Padded outside the compiled kernel: a pad fused into it becomes clamped, unvectorised loads.
             both = torch.cat(work[:2])
-            both = kernels.median(_replicate_pad(both, params.median_filtering // 2), both,
+            both = kernels.median(replicate_pad(both, params.median_filtering // 2), both,
                                   active.repeat(2)[:, None, None], params.median_filtering)
             work[0].copy_(both[: len(active)])
             work[1].copy_(both[len(active) :])

@@ -50,37 +50,16 @@ from im2flow_storage.completion_index import (
 from im2flow_storage.frame_reader import FrameReader, UnsupportedLayout
 from im2flow_storage.manifest import read_manifest, split_labels
 from im2flow_storage.paths import FLOWS_DIR, exists, filesystem, flows_url, join, manifest_url
+from im2flow_storage.store_members import FlowStoreError as FlowStoreError
+from im2flow_storage.store_members import member_array as member_array
+from im2flow_storage.store_members import member_group as member_group
 from im2flow_storage.video_writer import VideoRecord, VideoWriter, record_from_attrs
 
 STORE_FORMAT_VERSION = 1
 _KEY_SAFE = re.compile(r"[A-Za-z0-9._-]")
 
-
-
 OpenMode = Literal["r", "r+", "a", "w", "w-"]
 """How zarr opens a store's group: read only, read-write, create if needed, overwrite, create new."""
-
-
-def member_group(group: zarr.Group, *path: str) -> zarr.Group:
-    """The subgroup at `path` under `group` (KeyError if absent; FlowStoreError if it is an array)."""
-    for name in path:
-        member = group[name]
-        if not isinstance(member, zarr.Group):
-            raise FlowStoreError(f"{name!r} in {group.path or group.store} is an array, not a group")
-        group = member
-    return group
-
-
-def member_array(group: zarr.Group, name: str) -> zarr.Array[Any]:
-    """The array `name` in `group` (KeyError if absent; FlowStoreError if it is a group)."""
-    member = group[name]
-    if not isinstance(member, zarr.Array):
-        raise FlowStoreError(f"{name!r} in {group.path or group.store} is a group, not an array")
-    return member
-
-
-class FlowStoreError(Exception):
-    """A flow store is missing, ambiguous or inconsistent; the message names the URL and the reason."""
 
 
 def canonical_digest(data: Any, length: int = 12) -> str:

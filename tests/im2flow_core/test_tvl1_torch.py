@@ -11,14 +11,12 @@ import pytest
 import torch
 
 from im2flow_core.frame_flows import iter_frame_flows
+from im2flow_core.median_filters import median_filter, median_filter_network, median_network
 from im2flow_core.optical_flow import TVL1Estimator, TVL1Params, create_estimator
 from im2flow_core.tvl1_torch import (
     TorchTVL1Estimator,
     divergence,
     forward_gradient,
-    median_filter,
-    median_filter_network,
-    median_network,
     pyramid_sizes,
     tvl1_flow,
 )
