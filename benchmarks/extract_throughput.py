@@ -27,11 +27,10 @@ from sklearn.datasets import load_sample_images
 
 from im2flow_core.flow_encoding import decode_flow, encode_flow
 from im2flow_core.optical_flow import create_estimator
-from im2flow_flows.extract import library_versions
 from im2flow_storage.codecs import FlowImageCodec
 from im2flow_storage.flow_store import create_flow_store
 from im2flow_tasks.config import ExtractConfig
-from im2flow_tasks.extract import extract_one
+from im2flow_tasks.extract import extract_one, library_versions
 from im2flow_tasks.ingest import probe_entry
 
 WIDTH, HEIGHT = 340, 256

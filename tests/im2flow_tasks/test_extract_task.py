@@ -2,11 +2,10 @@ import cv2
 import numpy as np
 
 from im2flow_core.optical_flow import create_estimator
-from im2flow_flows.extract import library_versions
 from im2flow_storage import open_flow_store
 from im2flow_storage.flow_store import create_flow_store
 from im2flow_tasks.config import ExtractConfig
-from im2flow_tasks.extract import extract_one
+from im2flow_tasks.extract import extract_one, library_versions
 from im2flow_tasks.ingest import probe_entry
 from tests.conftest import panning_frames, write_video
 

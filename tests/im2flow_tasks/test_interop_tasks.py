@@ -11,12 +11,12 @@ import pytest
 from im2flow_core.flow_encoding import encode_flow
 from im2flow_core.rawframe_flow import alignment_errors, gray_to_flow, misaligned_offset
 from im2flow_core.unet import GeneratorConfig, UNetGenerator
-from im2flow_flows.import_rawframes import imported_store_config
 from im2flow_storage import open_flow_store
 from im2flow_storage.flow_store import create_flow_store
 from im2flow_storage.rawframes import RawframesError, finished_videos, read_image
 from im2flow_tasks.config import ExtractConfig
 from im2flow_tasks.export import export_hallucinated_video, export_store_video, with_frame_dirs
+from im2flow_tasks.import_manifest import imported_store_config
 from im2flow_tasks.import_rawframes import import_folder
 from im2flow_tasks.interop_config import ImportConfig
 from tests.conftest import real_texture
