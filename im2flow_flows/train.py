@@ -5,17 +5,12 @@ from __future__ import annotations
 import mlflow
 from prefect import flow, get_run_logger
 
-from im2flow_storage import open_flow_store
-from im2flow_storage.checkpoints import load_json, save_json
-from im2flow_storage.flow_store import config_fingerprint
-from im2flow_storage.paths import join, train_url
 from im2flow_tasks.config import TrainConfig
-from im2flow_tasks.model_registry import register_generator
 from im2flow_tasks.run_labels import publish_table
 from im2flow_tasks.summaries import TrainSummary
-from im2flow_tasks.tracking import flatten, git_commit, log_artifact_url, ready_tracking_uri, tracked_run
+from im2flow_tasks.tracking import flatten, git_commit, ready_tracking_uri, tracked_run
 from im2flow_tasks.train import train_generator, train_phi
-from im2flow_tasks.train_data import estimate_magnitude_scale, make_datasets, select_training_data
+from im2flow_tasks.training_run import plan_training, register_trained_generator
 
 
 @flow(name="train", flow_run_name="train-{config.generator.input_size}px", log_prints=True, persist_result=False)
@@ -29,20 +24,13 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress
     """
     logger = get_run_logger()
     tracking_uri = ready_tracking_uri(work_dir, config.mlflow_tracking_uri)  # before any long work
-    store = open_flow_store(work_dir, config.store_fingerprint, split_index=config.split_index)
-    data = select_training_data(store, config.val_fraction, config.seed)
-    fingerprint = config_fingerprint({"store": store.fingerprint, **config.content_dict()})
-    run_dir = train_url(work_dir, fingerprint)
-    record = load_json(join(run_dir, "run.json")) or {}
-    if "magnitude_scale_px" not in record:
-        probe, _ = make_datasets(store, data, config.crop_size, config.resolved_load_size, 1.0, config.seed,
-                                 config.frames_per_video)
-        record["magnitude_scale_px"] = config.magnitude_scale_px or round(estimate_magnitude_scale(probe), 3)
-    scale = float(record["magnitude_scale_px"])
+    plan = plan_training(work_dir, config)
+    data, record, scale = plan.data, plan.record, plan.scale
     logger.info("training on %d train / %d validation videos, %d labels; magnitude scale %.3f px; run dir %s",
-                len(data.train_videos), len(data.val_videos), len(data.labels), scale, run_dir)
-    tags = {"dataset": store.url.rsplit("/flows/", 1)[0], "store_fingerprint": store.fingerprint,
-            "train_fingerprint": fingerprint, "git_commit": git_commit(), "split_index": str(config.split_index or "")}
+                len(data.train_videos), len(data.val_videos), len(data.labels), scale, plan.run_dir)
+    tags = {"dataset": plan.store_url.rsplit("/flows/", 1)[0], "store_fingerprint": plan.store_fingerprint,
+            "train_fingerprint": plan.fingerprint, "git_commit": git_commit(),
+            "split_index": str(config.split_index or "")}
     run_name = "train" if config.split_index is None else f"train-split{config.split_index}"
     with tracked_run(tracking_uri, config.experiment, run_name, run_id=record.get("parent_run_id"),
                      tags=tags) as parent:
@@ -52,20 +40,15 @@ def train_flow(work_dir: str, config: TrainConfig = TrainConfig(), show_progress
             if "parent_run_id" in record:  # a new store holds no registered version of this run yet
                 record.pop("model_version", None)
             record["parent_run_id"] = parent.info.run_id
-            save_json(join(run_dir, "run.json"), record)
-        phi = train_phi(config, data, run_dir, tracking_uri, parent.info.run_id, scale, show_progress)
-        gen = train_generator(config, data, run_dir, tracking_uri, parent.info.run_id, scale,
+            plan.save()
+        phi = train_phi(config, data, plan.run_dir, tracking_uri, parent.info.run_id, scale, show_progress)
+        gen = train_generator(config, data, plan.run_dir, tracking_uri, parent.info.run_id, scale,
                               phi["path"] if config.loss.content_weight > 0 else None, show_progress)
         if "model_version" not in record:
-            with tracked_run(tracking_uri, config.experiment, "generator", run_id=gen["run_id"]):
-                log_artifact_url(gen["path"], "export")
-            # Weights and plain config only: loading the registered model never unpickles code.
-            version = register_generator(gen["path"], tracking_uri, gen["run_id"], config.registered_model,
-                                         config.model_alias)
-            record.update(model_version=version, model_uri=f"models:/{config.registered_model}@{config.model_alias}")
-            save_json(join(run_dir, "run.json"), record)
+            record.update(register_trained_generator(config, tracking_uri, gen["path"], gen["run_id"]))
+            plan.save()
     # run_id: this stage's MLflow run (φ's and G's runs are nested under it)
-    summary = TrainSummary(run_dir=run_dir, tracking_uri=tracking_uri, run_id=record["parent_run_id"],
+    summary = TrainSummary(run_dir=plan.run_dir, tracking_uri=tracking_uri, run_id=record["parent_run_id"],
                            phi_val_acc=phi.get("val_acc"), generator_epochs=gen["epochs"],
                            generator_best_val_loss=round(gen["best_val_loss"], 5), stopped_early=gen["stopped_early"],
                            model_uri=record["model_uri"], model_version=str(record["model_version"]),
