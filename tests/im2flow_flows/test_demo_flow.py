@@ -21,10 +21,10 @@ def _sets(tree, prefix=""):
 
 
 def test_demo_command_runs_the_pipeline_and_predicts_held_out_frames(tmp_path, prefect_harness, monkeypatch):
-    import im2flow_flows.demo
+    import im2flow_tasks.demo
     from im2flow_storage.demo_dataset import write_demo_dataset
 
-    monkeypatch.setattr(im2flow_flows.demo, "write_demo_dataset",  # the same generator, fewer and smaller clips
+    monkeypatch.setattr(im2flow_tasks.demo, "write_demo_dataset",  # the same generator, fewer and smaller clips
                         functools.partial(write_demo_dataset, groups_per_class=3, test_groups=1, size=48, n_frames=5))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)

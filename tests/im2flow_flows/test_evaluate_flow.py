@@ -37,21 +37,21 @@ def test_evaluate_writes_the_papers_table_everywhere(trained, tmp_path):
     assert zero["ds"] == 0.0 and zero["os"] == 0.0 and zero["epe"] > 0
     header = result.markdown.splitlines()[0]
     assert header.startswith("| method | EPE | EPE-Canny | EPE-FG | DS | DS-Canny | DS-FG | OS | OS-Canny | OS-FG |")
-    with open(f"{result['out_dir']}/table.csv") as handle:
+    with open(f"{result.out_dir}/table.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4 and set(COLUMNS) <= set(rows[0])
     assert not any(c.startswith("potential") for c in rows[0])  # motion potential has its own table
-    with open(f"{result['out_dir']}/potential.csv") as handle:
+    with open(f"{result.out_dir}/potential.csv") as handle:
         assert [r["method"] for r in csv.DictReader(handle)] == ["Im2Flow", "Nearest neighbour", "Zero flow",
                                                                  "Mean flow"]
     assert "Kendall τ" in result.markdown
-    with open(f"{result['out_dir']}/per_class.csv") as handle:
+    with open(f"{result.out_dir}/per_class.csv") as handle:
         per_class = list(csv.DictReader(handle))
     assert {r["label"] for r in per_class} == {"swim_left", "spin_cw"} and len(per_class) == 8
     client = MlflowClient(uri)
     parent = client.get_run(result.run_id)
     assert set(COLUMNS) <= set(parent.data.metrics)  # Im2Flow's row, named as in DESIGN.md
-    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result['run_id']}'")
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert {c.data.tags["method"] for c in children} == {"Im2Flow", "Nearest neighbour", "Zero flow", "Mean flow"}
     assert {a.path for a in client.list_artifacts(result.run_id)} >= {"table.csv", "table.md", "examples.png"}
 
@@ -67,7 +67,7 @@ def test_potential_ranks_images_and_a_split(trained, tmp_path):
     im2flow = next(r for r in split.agreement if r["method"] == "Im2Flow")
     assert set(im2flow) >= {"spearman", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high"}
     assert all("true_mean_magnitude_px" in r for r in ranking)
-    gallery = cv2.imread(f"{split['out_dir']}/gallery.png")
+    gallery = cv2.imread(f"{split.out_dir}/gallery.png")
     assert gallery is not None and gallery.shape[0] > 100
     still = np.full((40, 50, 3), 120, np.uint8)
     busy = np.random.default_rng(0).integers(0, 255, (45, 33, 3), dtype=np.uint8)

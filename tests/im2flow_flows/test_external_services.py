@@ -334,7 +334,7 @@ def test_killed_dask_worker_during_extraction_loses_nothing(tmp_path, prefect_ha
         outcome: dict = {}
         config = ExtractConfig(short_side=96, dask_address=address)
         thread = threading.Thread(target=lambda: outcome.update(
-            extract_flow.with_options(task_runner=task_runner(address))(work, config)))
+            extract_flow.with_options(task_runner=task_runner(address))(work, config).model_dump()))
         thread.start()
         wait_for(lambda: len(open_flow_store(work).video_ids) >= 1, "the first extracted video", 120)
         workers[0].kill()  # a worker dies mid-run, with a video in progress

@@ -59,7 +59,7 @@ def test_pipeline_runs_reuses_and_processes_only_what_changed(tmp_path, prefect_
     assert {"epe", "epe_canny", "epe_fg", "ds", "os", "acc_appearance", "acc_motion",
             "acc_fused"} <= set(parent.data.metrics)
     experiment = parent.info.experiment_id
-    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{first['run_id']}'")
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{first.run_id}'")
     assert {c.info.run_name for c in children} == {"ingest", "extract", "train", "evaluate-test", "recognize-test",
                                                    "potential"}
 

@@ -53,7 +53,7 @@ def test_recognize_logs_streams_fusion_and_oracle_and_streams_load_back(trained)
     parent = client.get_run(result.run_id)
     assert {"acc_appearance", "acc_motion", "acc_fused", "acc_oracle", "acc_fused_std"} <= set(parent.data.metrics)
     assert parent.data.metrics["acc_fused"] == pytest.approx(table["fused"]["acc"])
-    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result['run_id']}'")
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert sorted(c.data.tags["mlflow.runName"] for c in children) == sorted(
         f"{s}-seed{k}" for s in ("appearance", "motion", "oracle") for k in (0, 1))
     assert {a.path for a in client.list_artifacts(result.run_id, "report")} >= {

@@ -70,7 +70,7 @@ def test_train_logs_registers_resumes_and_predicts(tmp_path, prefect_harness, ml
     assert again.model_version == "1" and again.run_id == summary.run_id
 
     # Interrupted after G's first epoch: the re-run trains one more epoch, continuing steps and the run.
-    ckpt_path = f"{summary['run_dir']}/generator.pt"
+    ckpt_path = f"{summary.run_dir}/generator.pt"
     ckpt = load_checkpoint(ckpt_path)
     steps_per_epoch = ckpt["state"]["step"] // 2
     ckpt["state"].update(epoch=1, step=steps_per_epoch, history=ckpt["state"]["history"][:1])
@@ -109,7 +109,7 @@ def test_pixel_only_ablation_skips_phi_and_given_phi_is_used(tmp_path, prefect_h
         [MlflowClient(mlflow_uri).get_experiment_by_name("im2flow-train").experiment_id],
         "tags.stage = 'generator'")[0]
     assert "train_loss_content" not in gen.data.metrics  # the term is off: no all-zero curve
-    phi_file = f"{summary['run_dir']}/phi_final.pt"
+    phi_file = f"{summary.run_dir}/phi_final.pt"
     given = _config(mlflow_uri, epochs=1, phi={"base_width": 4, "blocks": (1, 1, 1, 1), "stem": "small",
                                                "weights": phi_file})
     second = train_flow(work, given)
