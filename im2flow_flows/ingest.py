@@ -1,6 +1,7 @@
 """The ingest flow: scan a dataset, probe its videos in parallel, write the Parquet manifest."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Prefect validates `scan` (a pydantic model) against this signature,
+# and a deployment's run could not resolve the model's name from a string annotation.
 
 from collections import Counter
 from dataclasses import asdict

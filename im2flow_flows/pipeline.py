@@ -9,7 +9,8 @@ pipeline run holds every stage's runs nested under it, every configuration field
 the headline metrics.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Prefect validates `configs` (a pydantic model) against this signature,
+# and a deployment's run could not resolve the model's name from a string annotation.
 
 import math
 import time
