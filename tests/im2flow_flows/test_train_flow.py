@@ -82,7 +82,7 @@ def test_train_logs_registers_resumes_and_predicts(tmp_path, prefect_harness, ml
     resumed = train_flow(work, config)
     ckpt = load_checkpoint(ckpt_path)
     assert ckpt["state"]["epoch"] == 2 and ckpt["state"]["step"] == 2 * steps_per_epoch
-    assert ckpt["run_id"] == gen_run.info.run_id and resumed["model_version"] == "2"
+    assert ckpt["run_id"] == gen_run.info.run_id and resumed.model_version == "2"
     assert len(client.get_metric_history(gen_run.info.run_id, "val_loss")) == 3  # epoch 2 logged again
 
     # The CLI predicts from the work dir's registry on a PNG and a JPEG of odd sizes.
