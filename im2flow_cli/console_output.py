@@ -15,7 +15,7 @@ def print_summary(title: str, summary: Any) -> None:
     """A two-column table of a stage summary (`im2flow_tasks.summaries`; its failures, if any, are printed by
     `print_failures`)."""
     table = Table(title=title, show_header=False)
-    for key, value in summary.model_dump(exclude={"failures"}).items():
+    for key, value in summary.model_dump(exclude={"failures", "files"}).items():
         table.add_row(key, str(value))
     console.print(table)
 
