@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from im2flow_services.one_line_logs import QUIET_CONSOLE_ENV
 from im2flow_storage.paths import local_path, logs_url
 
 
@@ -75,22 +76,6 @@ class NoEngineTracebacks(logging.Filter):
         return not (record.exc_info or failed_task)
 
 
-class OneLineFormatter(logging.Formatter):
-    """Prefect's console format without tracebacks: Dask's errors (a worker whose scheduler closed while a
-    command that failed fast shut its cluster down) stay one line on the console, whole in the log file."""
-
-    def __init__(self, format: str | None = None, datefmt: str | None = None) -> None:  # dictConfig's key names
-        super().__init__(format, datefmt)
-
-    def format(self, record: logging.LogRecord) -> str:
-        saved = record.exc_info, record.exc_text, record.stack_info
-        record.exc_info, record.exc_text, record.stack_info = None, None, None
-        try:
-            return super().format(record) + (" (traceback in the log file)" if saved[0] else "")
-        finally:
-            record.exc_info, record.exc_text, record.stack_info = saved
-
-
 def logging_config(log_file: Path, verbose: bool) -> dict[str, Any]:
     """Prefect's default logging configuration with a file handler on the root and Dask's loggers."""
     spec = importlib.util.find_spec("prefect")  # finds the package without importing it
@@ -112,8 +97,9 @@ def logging_config(log_file: Path, verbose: bool) -> dict[str, Any]:
     config["handlers"]["dask_console"] = {"level": 0 if verbose else "WARNING", "class": "logging.StreamHandler",
                                           "formatter": "standard" if verbose else "one_line",
                                           "stream": "ext://sys.stderr"}
-    config["formatters"]["one_line"] = {"()": f"{__name__}.OneLineFormatter", "datefmt": "%H:%M:%S",
-                                        "format": "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s"}
+    # Dask's errors (a worker whose scheduler closed while a failed command shut its cluster down) stay one line
+    # on the console, whole in the log file.
+    config["formatters"]["one_line"] = {"()": "im2flow_services.one_line_logs.OneLineFormatter"}
     config["handlers"]["dask_file"] = dict(file_handler)
     config["loggers"]["distributed"] = {"level": "INFO", "handlers": ["dask_console", "dask_file"], "propagate": False}
     return config
@@ -142,6 +128,8 @@ def configure_logging(work_dir: str | None, command: str, verbose: bool) -> Path
     settings.write_text(yaml.safe_dump(logging_config(log_file, verbose), sort_keys=False))
     os.environ["PREFECT_LOGGING_SETTINGS_PATH"] = str(settings)
     if not verbose:
-        # Dask reads its own logging setting when imported (here and in local workers): quiet until WARNING.
+        # Dask reads its own logging setting when imported (here and in local workers): quiet until WARNING;
+        # local workers print one line per error (im2flow_services.worker_preload) before Prefect sets them up.
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+        os.environ[QUIET_CONSOLE_ENV] = "1"
     return log_file

@@ -18,6 +18,8 @@ import sys
 import threading
 from typing import Any
 
+from im2flow_services.one_line_logs import QUIET_CONSOLE_ENV, quiet_dask_console
+
 # Not Prefect: a task importing Prefect while this thread does can trip Python's import-deadlock detection
 # in one of Prefect's import cycles, which Prefect printed on the console ("Failed to initialize plugins:
 # deadlock detected", once per worker, in the README's demo on a fresh machine).
@@ -25,7 +27,10 @@ MODULES = ("cv2", "im2flow_storage", "im2flow_core.video")
 
 
 def dask_setup(worker: Any) -> None:
-    """Dask's preload hook: start importing MODULES in a daemon thread; returns at once."""
+    """Dask's preload hook: start importing MODULES in a daemon thread; returns at once. On a quiet console
+    (the CLI without --verbose), the worker's Dask errors print one line each (im2flow_services.one_line_logs)."""
+    if os.environ.get(QUIET_CONSOLE_ENV):
+        quiet_dask_console()
     threading.Thread(target=_import_all, name="im2flow-preload", daemon=True).start()
 
 

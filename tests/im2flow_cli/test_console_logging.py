@@ -44,6 +44,19 @@ def test_the_console_gets_one_line_per_error_and_the_log_file_the_traceback(tmp_
         logging.getLogger("distributed.test").error("heartbeat failed", exc_info=True)
     assert stream.getvalue().strip().endswith("heartbeat failed (traceback in the log file)")
     assert "Traceback" in (tmp_path / "f").read_text()  # the file handler still got the whole record
+    # A local worker logs through Dask's own handler until Prefect configures it: the preload quiets that one too.
+    from im2flow_services.one_line_logs import quiet_dask_console
+
+    dask_stream = io.StringIO()
+    dask_handler = logging.StreamHandler(dask_stream)
+    logging.getLogger("distributed").addHandler(dask_handler)
+    quiet_dask_console()
+    try:
+        raise ConnectionError("stream is closed")
+    except ConnectionError:
+        logging.getLogger("distributed").error("heartbeat failed", exc_info=True)
+    assert "Traceback" not in dask_stream.getvalue() and "(traceback in the log file)" in dask_stream.getvalue()
+    logging.getLogger("distributed").removeHandler(dask_handler)
     # Prefect's own failure records: a traceback, or a task's "Finished in state Failed", stay off the console.
     from im2flow_cli.console_logging import NoEngineTracebacks
 
