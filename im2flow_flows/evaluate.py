@@ -32,9 +32,9 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progres
     k = min(max(config.gallery_k // 2, 1), 3)
     result = evaluate_split(store.url, config.model, work_dir, config, tracking_uri, k, show_progress)
     report = summarize_evaluation(result["rows"], result["examples"], k)
-    paths = write_report(eval_url(work_dir, config.split, config.split_index), report.files, "evaluation")
-    metrics = {method: {k: v for k, v in row.items() if k != "method"} for method, row in
-               ((row["method"], row) for row in report.table)}
+    out_dir = eval_url(work_dir, config.split, config.split_index)
+    paths = write_report(out_dir, report.files, "evaluation")
+    metrics = {row["method"]: {k: v for k, v in row.items() if k != "method"} for row in report.table}
     run_id = log_report_run(
         tracking_uri, config.experiment, f"evaluate-{split_name(config.split, config.split_index)}",
         {"store_fingerprint": store.fingerprint, "split": config.split, "split_index": str(config.split_index or ""),
@@ -51,4 +51,4 @@ def evaluate_flow(work_dir: str, config: EvalConfig = EvalConfig(), show_progres
                      work_dir, "Table and best/worst examples")
     logger.info("evaluation on %d frames:\n%s", report.frames, report.markdown)
     return EvaluationSummary(table=report.table, markdown=report.markdown,
-                             out_dir=eval_url(work_dir, config.split, config.split_index), run_id=run_id, files=paths)
+                             out_dir=out_dir, run_id=run_id, files=paths)

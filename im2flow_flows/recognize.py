@@ -78,5 +78,5 @@ def recognize_flow(work_dir: str, config: RecognizeConfig = RecognizeConfig(),
     logger.info("recognition on the %s split (mean ± std over %d seeds):\n%s", config.split, len(config.seeds),
                 report.markdown)
     return RecognitionSummary(table=report.table, markdown=report.markdown,
-                              per_seed=[row for seed in seeds for row in seed.rows], out_dir=run.run_dir,
+                              per_seed=report.per_seed, out_dir=run.run_dir,
                               run_id=parent.info.run_id, labels=data.labels, skipped=data.skipped, files=paths)

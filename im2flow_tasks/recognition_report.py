@@ -171,10 +171,12 @@ def table_metrics(table: list[dict[str, Any]]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class RecognitionReport:
-    """The accuracy table over seeds, its Markdown, the report files and the confusion pictures by method."""
+    """The accuracy table over seeds, its Markdown, every seed's rows, the report files and the confusion pictures
+    by method."""
 
     table: list[dict[str, Any]]
     markdown: str
+    per_seed: list[dict[str, Any]]
     files: dict[str, str | bytes] = field(repr=False)
     images: dict[str, np.ndarray] = field(repr=False)
 
@@ -198,4 +200,4 @@ def summarize_recognition(seeds: list[SeedResult], data: RecognitionData) -> Rec
         files[f"confusion_{method}.png"] = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
     if data.skipped:
         files["skipped.csv"] = csv_text(data.skipped)
-    return RecognitionReport(table, markdown, files, images)
+    return RecognitionReport(table, markdown, per_seed, files, images)
