@@ -30,7 +30,8 @@ def ingest_flow(dataset_root: str, work_dir: str, config: IngestConfig = IngestC
     """
     logger = get_run_logger()
     if scan is None or scan.entries is None:
-        scan = scan_dataset_once(dataset_root, config)
+        # Scanned here, not as a task run of its own: a standalone ingest's start-up pays no extra API round trips.
+        scan = scan_dataset_once.fn(dataset_root, config)
     entries = [{**asdict(e), "official_splits": ",".join(e.official_splits)} for e in scan.entries or []]
     logger.info("%s: %s", dataset_root, scan.layout)
     try:
