@@ -5,15 +5,20 @@ rotation and oscillation. Each action leaves a cue to its motion in a single fra
 where it swims, a runner leans forward, a pinwheel's blades curve against its spin, a bouncing
 ball squashes near the floor), and pairs of actions look alike in one frame but move differently
 (walk vs run: the same figure, a slight lean, 3× the speed; spin_cw vs spin_ccw: mirror-image
-pinwheels turning opposite ways). A pendulum or a ball in flight has no front to face: its pose
-alone cannot say which way it goes, so these two leave a motion trail (faint copies of the figure
-where it was a fraction of a frame earlier, as a camera's exposure smears a fast object), which
-shows where it moves and how fast, and nothing where it hangs still. Figures have a dark rim, as
-shading outlines solid objects, so they stand out on any background, and each action happens in its
-kind of place (`PLACES`), shared by the two actions of a pair: a still frame's scene tells which
-kind of action it is, its motion cue which of the pair. The cues are sized to survive the demo's
-64 px frames (a walker's nose and forward arm; a runner's stronger lean, wider stride and pumping
-arms). All clips are `(T, H, W, 3) uint8` RGB.
+pinwheels turning opposite ways). A ball in flight has no front to face: its pose alone cannot say
+which way it goes, so it leaves a motion trail (faint copies of the figure where it was a fraction
+of a frame earlier, as a camera's exposure smears a fast object), which shows where it moves and how
+fast, and nothing where it hangs still. Figures have a dark rim, as shading outlines solid objects,
+so they stand out on any background, and each action happens in its kind of place (`PLACES`).
+
+Two kinds of pair, as in real action datasets: three pairs share a place and differ only in motion
+(swimming left or right, walking or running, spinning either way: the scene tells which pair, the
+motion cue which of the two), and one pair moves alike and differs only in where and with what
+(`bounce`, a ball dribbled on a court, and `juggle`, a ball kept up in a gym: UCF-101's Basketball
+and SoccerJuggling): there only the appearance tells them apart, and a still frame's hallucinated
+motion cannot. So each stream of a two-stream recogniser knows something the other does not. The
+cues are sized to survive the demo's 64 px frames (a walker's nose and forward arm; a runner's
+stronger lean, wider stride and pumping arms). All clips are `(T, H, W, 3) uint8` RGB.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-ACTIONS = ("swim_left", "swim_right", "walk", "run", "spin_cw", "spin_ccw", "swing", "bounce")
+ACTIONS = ("swim_left", "swim_right", "walk", "run", "spin_cw", "spin_ccw", "juggle", "bounce")
 _SPRITE = 48  # sprite canvas side at output scale, px
 _SUPERSAMPLE = 4  # sprites are drawn this much larger and shrunk, for anti-aliased edges
-TRAILING = ("swing", "bounce")
-"""Actions whose figure has no front: they show their motion by a trail instead."""
+TRAILING = ("juggle", "bounce")
+"""Actions whose figure (a ball) has no front: they show their motion by a trail instead."""
 _TRAIL = ((0.7, 0.3), (0.35, 0.55))  # (how many frames earlier, opacity) of each faint copy, oldest first
 
 
@@ -100,18 +105,14 @@ def _shape_mask(action: str) -> np.ndarray:
             back = [(r * math.cos(base - sign * 0.045 * r + 0.45), r * math.sin(base - sign * 0.045 * r + 0.45))
                     for r in range(20, 2, -1)]
             cv2.fillPoly(m, [_pts(outline + back)], 255, aa)
-    elif action == "swing":  # a pendulum hanging from the sprite's top centre
-        cv2.line(m, (24 * s, 2 * s), (24 * s, 36 * s), 255, 2 * s, aa)
-        cv2.circle(m, (24 * s, 38 * s), 8 * s, 255, -1, aa)
-    elif action == "bounce":
+    elif action in ("juggle", "bounce"):  # a ball
         cv2.circle(m, (24 * s, 24 * s), 11 * s, 255, -1, aa)
     else:
         raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
     return cv2.resize(m, (_SPRITE, _SPRITE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
 
 
-def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int, scale: float = 1.0,
-                lag: float = 0.0) -> list[Pose]:
+def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int, lag: float = 0.0) -> list[Pose]:
     """Per-frame poses of the figure for `action`, randomised within the action's style; `lag` > 0:
     where it was that many frames before each frame (the same draws of `rng`, earlier times)."""
     t = np.arange(n_frames, dtype=np.float64) - lag
@@ -137,18 +138,7 @@ def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int,
         start = rng.uniform(0, 90)
         x0, y0 = mid + rng.uniform(-10, 10), mid + rng.uniform(-10, 10)
         return [Pose(x0, y0, start + rate * k) for k in t]
-    if action == "swing":
-        amplitude, omega, phase = rng.uniform(25, 40), rng.uniform(0.35, 0.5), rng.uniform(0, 2 * math.pi)
-        px, py = mid + rng.uniform(-10, 10), mid - 20 + rng.uniform(-4, 4)
-        poses = []
-        for k in t:
-            a = amplitude * math.sin(omega * k + phase)
-            # The sprite hangs from its top centre (0, -22): rotate about that pivot.
-            rad = math.radians(a)
-            cx, cy = px + 22 * scale * math.sin(rad), py + 22 * scale * math.cos(rad)
-            poses.append(Pose(cx, cy, -a))
-        return poses
-    if action == "bounce":
+    if action in ("juggle", "bounce"):  # alike: only the place tells them apart
         height, omega, phase = rng.uniform(22, 32), rng.uniform(0.3, 0.42), rng.uniform(0, math.pi)
         floor, x0, drift = mid + 22, mid + rng.uniform(-12, 12), rng.uniform(-0.4, 0.4)
         poses = []
@@ -182,12 +172,14 @@ PLACES: dict[str, tuple[float, float, float]] = {
     "swim_left": (40, 105, 175), "swim_right": (40, 105, 175),  # water
     "walk": (150, 140, 115), "run": (150, 140, 115),  # a street
     "spin_cw": (70, 150, 70), "spin_ccw": (70, 150, 70),  # a garden
-    "swing": (165, 110, 185),  # a playground
+    "juggle": (165, 110, 185),  # a gym
     "bounce": (205, 125, 50),  # a court
 }
 """Mean RGB of the places each action happens in. Actions happen in their kind of place, as real ones
 do (swimmers in water): the scene tells an action's kind, not its direction, since the two actions
-of a pair share a place (left and right swimmers alike); only the motion tells those apart."""
+of a motion pair share a place (left and right swimmers alike); only the motion tells those apart.
+The two ball actions move alike and differ in place (and so in the ball's colour, which opposes
+its background's): only the appearance tells those apart."""
 
 
 def make_scene_style(seed: int, size: int, place: tuple[float, float, float] | None = None) -> SceneStyle:
@@ -222,10 +214,10 @@ def render_clip(action: str, seed: int, style: SceneStyle, n_frames: int = 20, n
                             axis=-1)
     frames = np.empty((n_frames, size, size, 3), np.uint8)
     # Each pose sequence redraws the same trajectory parameters from `seed`; the noise draws follow.
-    trails = [(_trajectory(action, np.random.default_rng(seed), n_frames, size, figure_scale, lag), opacity)
+    trails = [(_trajectory(action, np.random.default_rng(seed), n_frames, size, lag), opacity)
               for lag, opacity in (_TRAIL if action in TRAILING else ())]
     rng = np.random.default_rng(seed)
-    poses = _trajectory(action, rng, n_frames, size, figure_scale)
+    poses = _trajectory(action, rng, n_frames, size)
     for k, pose in enumerate(poses):
         frame = style.background.astype(np.float32)
         for trail_pose, opacity in [(trail[k], opacity) for trail, opacity in trails] + [(pose, 1.0)]:

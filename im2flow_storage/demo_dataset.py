@@ -15,7 +15,7 @@ import cv2
 
 from im2flow_core.synthetic_actions import ACTIONS, PLACES, make_scene_style, render_clip
 
-DEMO_DATASET_VERSION = 6
+DEMO_DATASET_VERSION = 7
 """Bump when the generator changes what it writes, so existing demo datasets are regenerated."""
 
 

@@ -67,6 +67,27 @@ def test_the_fusion_weight_comes_from_validation_scores_only():
         select_fusion_weight(val_app[:0], val_motion[:0], labels[:0])
 
 
+def _validation_set(copies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two-class validation scores where fusion is right on 94 % for motion weights 0.1–0.3 and on 92 % from
+    0.35 up (88 samples both streams get right, 6 both get wrong, 4 only motion gets right, fused from w > 0.08,
+    2 only appearance gets right, fused while w < 0.32), repeated `copies` times."""
+    rows = ([((0.9, 0.9))] * 88 + [((0.1, 0.1))] * 6 + [((0.46, 0.96))] * 4 + [((0.66, 0.16))] * 2) * copies
+    p_app, p_motion = (np.array([r[i] for r in rows]) for i in (0, 1))
+    labels = np.zeros(len(rows), np.int64)  # class 0 is always the true one; column 0 holds its probability
+    return np.stack([p_app, 1 - p_app], 1), np.stack([p_motion, 1 - p_motion], 1), labels
+
+
+def test_the_fusion_weight_leaves_equal_averaging_only_for_a_gain_larger_than_validation_noise():
+    val_app, val_motion, labels = _validation_set(1)
+    accuracies = {w: top1_accuracy(fuse(val_app, val_motion, w), labels) for w in (0.05, 0.2, 0.5)}
+    assert accuracies == {0.05: 0.90, 0.2: 0.94, 0.5: 0.92}
+    # 100 samples: 0.94 vs 0.92 is within one standard error (0.024), so equal averaging stays.
+    assert select_fusion_weight(val_app, val_motion, labels) == 0.5
+    # 2000 samples with the same accuracies: the standard error is 0.005, the gain is real, and of the best
+    # weights (0.1–0.3) the one closest to equal averaging is chosen.
+    assert select_fusion_weight(*_validation_set(20)) == 0.3
+
+
 def test_motion_stream_trains_the_classifier_and_never_g():
     torch.manual_seed(0)
     generator = UNetGenerator(GeneratorConfig(depth=3, ngf=4, input_size=16))
