@@ -32,7 +32,9 @@ import numpy as np
 ACTIONS = ("swim_left", "swim_right", "walk", "run", "spin_cw", "spin_ccw", "juggle", "bounce")
 _SPRITE = 48  # sprite canvas side at output scale, px
 _SUPERSAMPLE = 4  # sprites are drawn this much larger and shrunk, for anti-aliased edges
-TRAILING = ("juggle", "bounce")
+BALLS = ("juggle", "bounce")
+"""The two ball actions: one figure, one motion, told apart only by their place."""
+TRAILING = BALLS
 """Actions whose figure (a ball) has no front: they show their motion by a trail instead."""
 _TRAIL = ((0.7, 0.3), (0.35, 0.55))  # (how many frames earlier, opacity) of each faint copy, oldest first
 
@@ -105,7 +107,7 @@ def _shape_mask(action: str) -> np.ndarray:
             back = [(r * math.cos(base - sign * 0.045 * r + 0.45), r * math.sin(base - sign * 0.045 * r + 0.45))
                     for r in range(20, 2, -1)]
             cv2.fillPoly(m, [_pts(outline + back)], 255, aa)
-    elif action in ("juggle", "bounce"):  # a ball
+    elif action in BALLS:
         cv2.circle(m, (24 * s, 24 * s), 11 * s, 255, -1, aa)
     else:
         raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
@@ -138,7 +140,7 @@ def _trajectory(action: str, rng: np.random.Generator, n_frames: int, size: int,
         start = rng.uniform(0, 90)
         x0, y0 = mid + rng.uniform(-10, 10), mid + rng.uniform(-10, 10)
         return [Pose(x0, y0, start + rate * k) for k in t]
-    if action in ("juggle", "bounce"):  # alike: only the place tells them apart
+    if action in BALLS:  # alike: only the place tells them apart
         height, omega, phase = rng.uniform(22, 32), rng.uniform(0.3, 0.42), rng.uniform(0, math.pi)
         floor, x0, drift = mid + 22, mid + rng.uniform(-12, 12), rng.uniform(-0.4, 0.4)
         poses = []

@@ -71,7 +71,7 @@ def _validation_set(copies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two-class validation scores where fusion is right on 94 % for motion weights 0.1–0.3 and on 92 % from
     0.35 up (88 samples both streams get right, 6 both get wrong, 4 only motion gets right, fused from w > 0.08,
     2 only appearance gets right, fused while w < 0.32), repeated `copies` times."""
-    rows = ([((0.9, 0.9))] * 88 + [((0.1, 0.1))] * 6 + [((0.46, 0.96))] * 4 + [((0.66, 0.16))] * 2) * copies
+    rows = ([(0.9, 0.9)] * 88 + [(0.1, 0.1)] * 6 + [(0.46, 0.96)] * 4 + [(0.66, 0.16)] * 2) * copies
     p_app, p_motion = (np.array([r[i] for r in rows]) for i in (0, 1))
     labels = np.zeros(len(rows), np.int64)  # class 0 is always the true one; column 0 holds its probability
     return np.stack([p_app, 1 - p_app], 1), np.stack([p_motion, 1 - p_motion], 1), labels
