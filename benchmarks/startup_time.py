@@ -6,8 +6,10 @@ each in fresh processes (as a user's command is):
 2. the same command's timeline, in one fresh process that runs the console script's `main` with
    marks around its steps: Python, the CLI and Prefect's settings (the temporary Prefect API is
    spawned first and boots while the rest goes on: im2flow_services.prefect_api), the command's imports, the
-   local Dask cluster's start, waiting for the API, the flow (scan, probing 8 clips on the workers,
-   the manifest, Prefect's run records), and the cluster's close and the exit;
+   local Dask cluster's start (its workers import Prefect's task engine before they join:
+   im2flow_services.worker_preload), waiting for the API (the command imports what its first flow run needs
+   meanwhile), the flow (scan, probing 8 clips on the workers, the manifest, Prefect's run records), and the
+   cluster's close and the exit;
 and prints the median of each step, and the API's boot (start to answering), which runs beside
 the others. Target: ≤ 10 s end to end on a warm machine (issue 23). Uses this process's environment
 (its Prefect home: run it twice for "warm").

@@ -8,7 +8,9 @@ at once instead (the console script spawns it even before Prefect is imported: `
 and points this process, its Dask workers and its children at it through
 `PREFECT_API_URL`; it answers by the time the command has imported torch, Prefect's engine and
 Dask (`wait_until_ready`, called by the preflight). The driver never imports Prefect's server
-package (1.5 s). The server stops when the command exits.
+package (1.5 s). While it waits, it imports what its first flow run needs (FLOW_RUN_IMPORTS). Flow runs on this
+API send no heartbeats (`_without_flow_run_heartbeats`: each cost up to 1 s). The server stops when the command
+exits.
 """
 
 from __future__ import annotations
@@ -41,7 +43,14 @@ class TemporaryApi:
 
 _started: TemporaryApi | None = None  # one per process, as Prefect's own temporary server
 _booting: TemporaryApi | None = None  # spawned before Prefect's settings were read; start_early decides
-_SERVER_FLAGS = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+_SERVER_FLAGS = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+                 # Block types are for the UI and for saved block documents; this API serves neither, and registering
+                 # them (or checking that they are) imports every Prefect collection (prefect-dask: Dask) as it boots.
+                 "PREFECT_API_BLOCKS_REGISTER_ON_START": "0", "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "0"}
+# What a command's first flow run imports, which nothing before it does (measured on `im2flow ingest`): pandas
+# (pyarrow imports it the first time it converts Python values, as every manifest and report write does: 0.3-0.8 s)
+# and FastAPI's encoder (Prefect's flow-run parameters). Imported while the API boots, not after.
+FLOW_RUN_IMPORTS = ("pandas", "fastapi.encoders")
 
 
 def boot_before_settings() -> None:
@@ -107,20 +116,28 @@ def wait_until_ready(timeout_s: float | None = None) -> None:
         timeout_s = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=5.0) as client:
+        if not _answers(api, client):
+            for name in FLOW_RUN_IMPORTS:  # the time is spent waiting anyway
+                importlib.import_module(name)
         while time.monotonic() < deadline:
             status = api.process.poll()
             if status is not None:
                 raise RuntimeError(f"Prefect's temporary API exited with status {status} before it answered "
                                    "(its messages are above)")
-            try:
-                if client.get(f"{api.url}/health").status_code == 200:
-                    api.ready = True
-                    return
-            except httpx.TransportError:
-                pass
+            if _answers(api, client):
+                return
             time.sleep(0.05)
     raise RuntimeError(f"Prefect's temporary API at {api.url} did not answer within {timeout_s:.0f} s; raise "
                        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or start a server (`prefect server start`)")
+
+
+def _answers(api: TemporaryApi, client: httpx.Client) -> bool:
+    """Whether `api` answers its health check now (and then marks it ready)."""
+    try:
+        api.ready = client.get(f"{api.url}/health").status_code == 200
+    except httpx.TransportError:
+        return False
+    return api.ready
 
 
 def stop() -> None:
@@ -180,3 +197,22 @@ def _point_prefect_at(url: str) -> None:
     # It serves no UI (as Prefect's own temporary API): no "View at <URL>" log lines linking to nothing.
     os.environ.setdefault("PREFECT_UI_URL", "")
     refresh_global_settings_context()  # Prefect's way to pick up a changed environment variable
+    _without_flow_run_heartbeats()
+
+
+def _without_flow_run_heartbeats() -> None:
+    """Flow runs in this process send no heartbeats (`flows.heartbeat_frequency` None).
+
+    A heartbeat lets a Prefect server mark a run Crashed when its process dies unseen; the temporary API dies
+    with this process, so they have no reader. And each flow run ends by joining its heartbeat thread, which
+    sleeps in 1 s steps: a trivial flow took 1.10 s with them and 0.14 s without (Prefect 3.9, 2 cores). There
+    is no environment value for "none", so the process's global settings get it, as Prefect's own
+    `refresh_global_settings_context` sets them. A configured Prefect server keeps its heartbeats.
+    """
+    import prefect.context
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
+    current = prefect.context.GLOBAL_SETTINGS_CONTEXT
+    prefect.context.GLOBAL_SETTINGS_CONTEXT = prefect.context.SettingsContext(
+        profile=current.profile,
+        settings=current.settings.copy_with_update(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))

@@ -108,12 +108,15 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's hoo
 
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory):
-    """One temporary Prefect API for the whole session (starting one costs seconds)."""
+    """One temporary Prefect API for the whole session (starting one costs seconds); its flow runs send no
+    heartbeats, as a command's on its temporary API (im2flow_services.prefect_api): each cost up to 1 s."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
     home = tmp_path_factory.mktemp("prefect_home")
     os.environ["PREFECT_HOME"] = str(home)
-    with prefect_test_harness(server_startup_timeout=180):
+    with (prefect_test_harness(server_startup_timeout=180),
+          temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})):
         yield
 
 

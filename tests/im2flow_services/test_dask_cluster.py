@@ -86,9 +86,20 @@ def _preloaded(timeout_s: float = 60.0) -> dict:
     return {"modules": [m for m in MODULES if m in sys.modules], "torch": "torch" in sys.modules}
 
 
+def _engine_imported() -> list[str]:
+    import sys
+
+    from im2flow_services.worker_preload import TASK_ENGINE
+
+    return [m for m in TASK_ENGINE if m in sys.modules]
+
+
 def test_local_workers_import_what_tasks_need_as_they_start_but_not_torch():
-    from im2flow_services.worker_preload import MODULES
+    from im2flow_services.worker_preload import MODULES, TASK_ENGINE
 
     with dask_scheduler(workers=1) as address, Client(address) as client:
+        # Prefect's task engine is imported before the worker joins: no task can arrive while it is imported.
+        (engine,) = client.run(_engine_imported).values()
         (out,) = client.run(_preloaded).values()
+    assert engine == list(TASK_ENGINE)
     assert out == {"modules": list(MODULES), "torch": False}

@@ -26,6 +26,8 @@ api = start_early()  # adopts it
 from prefect.settings import PREFECT_API_URL
 from im2flow_services.dask_cluster import dask_scheduler, task_runner
 from im2flow_services.preflight import check_prefect_api
+from im2flow_services.prefect_api import FLOW_RUN_IMPORTS
+from prefect.settings import get_current_settings
 
 @task
 def where():
@@ -35,15 +37,19 @@ def where():
 def probe():
     return [f.result() for f in [where.submit() for _ in range(2)]]
 
+imported_before = [m in sys.modules for m in FLOW_RUN_IMPORTS]
+check_prefect_api()  # waits until the API answers (it boots for seconds: it was not answering yet)
+imported_while_waiting = [m in sys.modules for m in FLOW_RUN_IMPORTS]
 with dask_scheduler(2) as address:
-    check_prefect_api()  # waits until the API answers
     out = probe.with_options(task_runner=task_runner(address))()
 from prefect.client.orchestration import get_client
 with get_client(sync_client=True) as client:
     runs = client.read_flow_runs()
 print(json.dumps({"url": api.url, "env": os.environ["PREFECT_API_URL"], "setting": PREFECT_API_URL.value(),
                   "pid": api.process.pid, "workers": out, "runs": [r.name for r in runs],
-                  "server_module_in_driver": "prefect.server.api.server" in sys.modules}))
+                  "server_module_in_driver": "prefect.server.api.server" in sys.modules,
+                  "heartbeat": get_current_settings().flows.heartbeat_frequency,
+                  "imported_before": imported_before, "imported_while_waiting": imported_while_waiting}))
 '''
 
 
@@ -75,6 +81,10 @@ def test_the_early_api_serves_the_driver_and_its_workers_and_stops_at_exit(tmp_p
     assert len(out["runs"]) == 1  # the flow run is recorded in it
     assert out["server_module_in_driver"] is False  # the driver never imported Prefect's server (1.5 s)
     assert not _alive(out["pid"])  # stopped when the process exited
+    # Its flow runs send no heartbeats (no server outlives the process to read them; each cost up to 1 s).
+    assert out["heartbeat"] is None
+    # What the first flow run imports is imported while the API boots.
+    assert out["imported_before"] == [False, False] and out["imported_while_waiting"] == [True, True]
 
 
 @services
@@ -83,12 +93,15 @@ def test_a_configured_api_url_in_a_profile_is_respected(tmp_path):
     profiles.write_text('active = "remote"\n\n[profiles.remote]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n')
     code = ("import json, sys; import im2flow_services.prefect_api as t\n"
             "t.boot_before_settings(); booting = t._booting.process; prefect_before = 'prefect' in sys.modules\n"
-            "api = t.start_early(); from prefect.settings import PREFECT_API_URL\n"
+            "api = t.start_early(); from prefect.settings import PREFECT_API_URL, get_current_settings\n"
             "print(json.dumps({'api': api is not None, 'url': PREFECT_API_URL.value(),"
-            " 'prefect_before': prefect_before, 'booting_stopped': booting.poll() is not None}))")
+            " 'prefect_before': prefect_before, 'booting_stopped': booting.poll() is not None,"
+            " 'heartbeat': get_current_settings().flows.heartbeat_frequency}))")
     out = _run(code, {"PREFECT_PROFILES_PATH": str(profiles)}, tmp_path)
     # Spawned before Prefect was imported, it is stopped once the profile's API is known; the profile wins.
-    assert out == {"api": False, "url": "http://127.0.0.1:9/api", "prefect_before": False, "booting_stopped": True}
+    # A configured server keeps Prefect's flow-run heartbeats (it marks a run whose process died Crashed).
+    assert out == {"api": False, "url": "http://127.0.0.1:9/api", "prefect_before": False, "booting_stopped": True,
+                   "heartbeat": 180}
     assert not (tmp_path / "prefect" / "prefect.db").exists()  # stopped before it opened a database
 
 
