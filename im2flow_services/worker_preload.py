@@ -19,6 +19,7 @@ import importlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from im2flow_services.one_line_logs import QUIET_CONSOLE_ENV, quiet_dask_console
@@ -37,16 +38,18 @@ async def dask_setup(worker: Any) -> None:
     if os.environ.get(QUIET_CONSOLE_ENV):
         quiet_dask_console()
     loop = asyncio.get_running_loop()
-    engine_imported = loop.create_future()
+    engine_imported: asyncio.Future[None] = loop.create_future()
 
-    def engine_done() -> None:
-        loop.call_soon_threadsafe(lambda: engine_imported.done() or engine_imported.set_result(None))
+    def mark_imported() -> None:
+        if not engine_imported.done():
+            engine_imported.set_result(None)
 
-    threading.Thread(target=_import_all, args=(engine_done,), name="im2flow-preload", daemon=True).start()
+    threading.Thread(target=_import_all, args=(lambda: loop.call_soon_threadsafe(mark_imported),),
+                     name="im2flow-preload", daemon=True).start()
     await engine_imported
 
 
-def _import_all(engine_done: Any) -> None:
+def _import_all(engine_done: Callable[[], object]) -> None:
     if sys.platform.startswith("linux"):
         # Nice 10 for this thread only (Linux schedules threads alone): on a small machine the driver
         # and Prefect's temporary API are booting too, and the first task needs the API first.
