@@ -23,11 +23,10 @@ from im2flow_services.prefect_api import boot_before_settings, start_early
 boot_before_settings()  # as the console script: before Prefect is imported
 from prefect import flow, task
 api = start_early()  # adopts it
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import PREFECT_API_URL, get_current_settings
 from im2flow_services.dask_cluster import dask_scheduler, task_runner
 from im2flow_services.preflight import check_prefect_api
 from im2flow_services.prefect_api import FLOW_RUN_IMPORTS
-from prefect.settings import get_current_settings
 
 @task
 def where():
